@@ -1,0 +1,115 @@
+"""Distortion-engine benchmark: ms per crop per type at 224², and groups/s for two shapes.
+
+Prints JSON: {"threads": n, "per_type_ms": {type: ms}, "groups": {"paper": {...},
+"cpu-small": {...}}}. ``--threads N`` sets OpenCV/torch/BLAS threads for the per-type timing
+and the number of worker processes for the group timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _limit_threads(n: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    import cv2
+    import torch
+
+    cv2.setNumThreads(n)
+    torch.set_num_threads(n)
+
+
+def per_type_ms(size: int = 224, reps: int = 20) -> dict[str, float]:
+    """Median ms of each primitive on a natural size x size crop at t = 2."""
+    import numpy as np
+
+    from shamisa_core.distortions.registry import REGISTRY
+    from shamisa_core.distortions.severity import index_to_value
+    from shamisa_core.pristine import embedded_default_images
+
+    img = embedded_default_images()[0][1][:size, :size].astype(np.float32) / 255.0
+    img = np.ascontiguousarray(img)
+    out: dict[str, float] = {}
+    for key, d in REGISTRY.items():
+        _, value = index_to_value(d, 2.0)
+        rng = np.random.default_rng(0)
+        d.fn(img, value, rng)  # warm-up (kernels, LUT caches)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            d.fn(img, value, rng)
+            times.append(time.perf_counter() - t0)
+        out[key] = round(1000 * float(np.median(times)), 3)
+    return out
+
+
+def _groups_worker(args: tuple[str, list[str], int, int]) -> tuple[int, int]:
+    profile, sources, start, count = args
+    _limit_threads(1)
+    from shamisa_core.config import load_profile
+    from shamisa_core.corpus.groups import build_group, default_loader
+
+    cfg = load_profile(profile)
+    crops = 0
+    for g in range(start, start + count):
+        grp = build_group(sources, default_loader, 27, 0, g, 10**6, cfg.group, cfg.engine)
+        crops += grp.ref.shape[0] + int(np.prod(grp.dist.shape[:3]))
+    return count, crops
+
+
+import numpy as np  # noqa: E402  (used by the worker)
+
+
+def groups_rate(profile: str, sources: list[str], n_groups: int, workers: int) -> dict[str, float]:
+    """Groups/s and crops/s building ``n_groups`` groups of ``profile`` in ``workers`` processes."""
+    per = [n_groups // workers + (1 if i < n_groups % workers else 0) for i in range(workers)]
+    starts = np.cumsum([0] + per[:-1])
+    jobs = [(profile, sources, int(s), int(c)) for s, c in zip(starts, per) if c > 0]
+    _groups_worker((profile, sources, 10**5, 1))  # warm caches in this process
+    t0 = time.perf_counter()
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            res = list(pool.map(_groups_worker, jobs))
+    else:
+        res = [_groups_worker(j) for j in jobs]
+    dt = time.perf_counter() - t0
+    groups = sum(r[0] for r in res)
+    crops = sum(r[1] for r in res)
+    return {"groups_per_s": round(groups / dt, 3), "crops_per_s": round(crops / dt, 1), "groups": groups, "seconds": round(dt, 2)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--paper-groups", type=int, default=4)
+    p.add_argument("--small-groups", type=int, default=40)
+    args = p.parse_args()
+    _limit_threads(args.threads)
+    from shamisa_core.pristine import export_default, scan_folder
+
+    src_dir = export_default(Path(os.environ.get("SHAMISA_OUTPUTS", "outputs")) / "pristine" / "default")
+    sources = [i.path for i in scan_folder(src_dir).images]
+    result = {
+        "threads": args.threads,
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "per_type_ms": per_type_ms(),
+        "groups": {
+            "paper": groups_rate("paper", sources, args.paper_groups, args.threads),
+            "cpu-small": groups_rate("cpu-small", sources, args.small_groups, args.threads),
+        },
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Every setting of the pipeline as frozen dataclasses, plus the named profiles.
+
+Defaults reproduce the paper configuration "A0" (METHOD.md §1.8, §2, §6; DECISIONS 9) except
+where DECISIONS.md says otherwise. Profiles: ``paper`` (the defaults) and ``cpu-small`` (a CPU
+sized run). ``with_overrides`` applies ``section.field=value`` strings (the CLI's ``--set``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Distortion engine flags (METHOD.md §1.5-1.8; DECISIONS 1-6)."""
+
+    max_distortions: int = 7
+    severity_dist: Literal["gaussian", "uniform"] = "gaussian"
+    severity_std: float = 2.5
+    severity_discrete: bool = False
+    num_levels: int = 5
+    extended_int: bool = True
+    fixed_order: bool = False
+    sort_levels: bool = True  # DECISIONS 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_distortions <= 7:
+            raise ValueError(f"engine.max_distortions must be in 1..7, got {self.max_distortions}")
+        if self.severity_dist not in ("gaussian", "uniform"):
+            raise ValueError(
+                f"engine.severity_dist must be 'gaussian' or 'uniform', got {self.severity_dist!r}"
+            )
+        if not 1 <= self.num_levels <= 5:
+            raise ValueError(f"engine.num_levels must be in 1..5, got {self.num_levels}")
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """Shape of one group (METHOD.md §2.2): R references x 2 scales x C compositions x L levels."""
+
+    patch_size: int = 224
+    n_refs: int = 3
+    n_comps: int = 4
+    n_levels: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("patch_size", "n_refs", "n_comps", "n_levels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"group.{name} must be >= 1, got {getattr(self, name)}")
+        if self.patch_size < 32:
+            raise ValueError(f"group.patch_size must be >= 32, got {self.patch_size}")
+
+    @property
+    def n_views(self) -> int:
+        """V = 2R (each reference at full and half scale)."""
+        return 2 * self.n_refs
+
+    @property
+    def crops_per_group(self) -> int:
+        """V pristine crops + V*C*L distorted crops."""
+        return self.n_views * (1 + self.n_comps * self.n_levels)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Corpus layout: shards of groups (DECISIONS 5, 12)."""
+
+    seed: int = 27
+    n_shards: int = 8
+    groups_per_shard: int = 16
+    pristine: str = "default"  # "default" (packaged photos) or a folder path
+    min_side: int = 64  # images whose shorter side is below this are skipped
+
+    def __post_init__(self) -> None:
+        if self.n_shards < 1 or self.groups_per_shard < 1:
+            raise ValueError("corpus.n_shards and corpus.groups_per_shard must be >= 1")
+
+
+@dataclass(frozen=True)
+class ShamisaConfig:
+    """The whole pipeline's configuration; one object flows to every stage."""
+
+    profile: str = "paper"
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """sha256 of the canonical JSON of the named sections (all when none given)."""
+        d = self.to_dict()
+        if sections:
+            d = {k: d[k] for k in sections}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu-small": {
+        "group.patch_size": 96,
+        "group.n_refs": 2,
+        "group.n_comps": 2,
+        "group.n_levels": 3,
+        "corpus.n_shards": 8,
+        "corpus.groups_per_shard": 32,
+    },
+}
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """Coerce a string override to the annotated field type."""
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {list(choices)}")
+        return value
+    if annotation in (bool, "bool"):
+        low = value.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{value!r} is not a boolean (use true/false)")
+    if annotation in (int, "int"):
+        return int(value)
+    if annotation in (float, "float"):
+        return float(value)
+    if origin in (tuple,) or annotation in (tuple,):
+        return tuple(json.loads(value))
+    if annotation in (str, "str"):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _set_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
+    if not is_dataclass(obj):
+        raise KeyError(f"unknown config key {full!r}")
+    names = {f.name: f for f in fields(obj)}
+    head = path[0]
+    if head not in names:
+        raise KeyError(
+            f"unknown config key {full!r}; {type(obj).__name__} has: {', '.join(sorted(names))}"
+        )
+    if len(path) == 1:
+        hints = typing.get_type_hints(type(obj))
+        try:
+            coerced = _coerce(value, hints.get(head, Any))
+        except ValueError as exc:
+            raise ValueError(f"bad value for config key {full!r}: {exc}") from None
+        return replace(obj, **{head: coerced})
+    return replace(obj, **{head: _set_path(getattr(obj, head), path[1:], value, full)})
+
+
+def with_overrides(cfg: ShamisaConfig, overrides: dict[str, Any] | list[str]) -> ShamisaConfig:
+    """Apply ``{"section.field": value}`` or ``["section.field=value", ...]`` overrides."""
+    if isinstance(overrides, list):
+        parsed: dict[str, Any] = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} must look like section.field=value")
+            key, val = item.split("=", 1)
+            parsed[key.strip()] = val.strip()
+        overrides = parsed
+    for key, value in overrides.items():
+        cfg = _set_path(cfg, key.split("."), value, key)
+    return cfg
+
+
+def load_profile(name: str, overrides: dict[str, Any] | list[str] | None = None) -> ShamisaConfig:
+    """Build the named profile (``paper`` or ``cpu-small``), then apply ``overrides``."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+    cfg = with_overrides(ShamisaConfig(profile=name), PROFILES[name])
+    if overrides:
+        cfg = with_overrides(cfg, overrides)
+    return cfg

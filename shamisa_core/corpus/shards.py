@@ -1,0 +1,159 @@
+"""WebDataset tar shards: byte-reproducible atomic writes and checked reads (DECISIONS 5, 12).
+
+One WebDataset sample is one group: ``<key>.json`` (the record), ``<key>.ref.npy`` (V, P, P, 3)
+and ``<key>.dist.npy`` (V, C, L, P, P, 3), raw uint8 ``.npy`` (lossless; faster to read than
+PNG, see ``bench/corpus_io.py``). Tar members have fixed mtime/uid/gid/mode and a fixed order,
+so the same config gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from shamisa_core.corpus.groups import Group
+
+
+class ShardError(RuntimeError):
+    """A shard that cannot be read (truncated, corrupt, or not a shard). Names the file."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        super().__init__(
+            f"corrupt or truncated shard {self.path}: {reason}. Rebuild it (re-materialize its "
+            f"corpus_shards partition, or `shamisa corpus build`) or read with on_error='skip'."
+        )
+
+
+def shard_name(index: int) -> str:
+    """File name of shard ``index``."""
+    return f"shard-{index:06d}.tar"
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info, io.BytesIO(data)
+
+
+def encode_group(group: Group) -> list[tuple[str, bytes]]:
+    """The tar members of one group, in their fixed order."""
+    record = json.dumps(group.record, sort_keys=True, separators=(",", ":")).encode()
+    return [
+        (f"{group.key}.json", record),
+        (f"{group.key}.ref.npy", _npy_bytes(group.ref)),
+        (f"{group.key}.dist.npy", _npy_bytes(group.dist)),
+    ]
+
+
+def write_shard(path: Path, groups: list[Group]) -> str:
+    """Write ``groups`` to ``path`` atomically (temp file + rename). Returns the sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for group in groups:
+                    for name, data in encode_group(group):
+                        info, stream = _member(name, data)
+                        tar.addfile(info, stream)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return file_sha256(path)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Sample:
+    """One decoded group read back from a shard."""
+
+    key: str
+    record: dict[str, Any]
+    ref: np.ndarray
+    dist: np.ndarray
+
+
+def _decode(path: Path, key: str, parts: dict[str, bytes]) -> Sample:
+    missing = [ext for ext in ("json", "ref.npy", "dist.npy") if ext not in parts]
+    if missing:
+        raise ShardError(path, f"sample {key!r} lacks {', '.join(missing)}")
+    try:
+        record = json.loads(parts["json"])
+        ref = np.load(io.BytesIO(parts["ref.npy"]), allow_pickle=False)
+        dist = np.load(io.BytesIO(parts["dist.npy"]), allow_pickle=False)
+    except Exception as exc:
+        raise ShardError(path, f"sample {key!r} does not decode ({type(exc).__name__}: {exc})") from exc
+    return Sample(key=key, record=record, ref=ref, dist=dist)
+
+
+def iter_raw(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield ``(key, {ext: bytes})`` per sample, raising :class:`ShardError` on damage."""
+    path = Path(path)
+    if not path.exists():
+        raise ShardError(path, "file does not exist")
+    current: str | None = None
+    parts: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r|") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                base = os.path.basename(info.name)
+                key, _, ext = base.partition(".")
+                fh = tar.extractfile(info)
+                data = fh.read() if fh is not None else b""
+                if len(data) != info.size:
+                    raise ShardError(path, f"member {info.name} is truncated")
+                if current is not None and key != current:
+                    yield current, parts
+                    parts = {}
+                current = key
+                parts[ext] = data
+    except ShardError:
+        raise
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ShardError(path, f"{type(exc).__name__}: {exc}") from exc
+    if current is not None:
+        yield current, parts
+
+
+def iter_samples(path: Path) -> Iterator[Sample]:
+    """Decode every sample of one shard, in order."""
+    for key, parts in iter_raw(path):
+        yield _decode(Path(path), key, parts)
+
+
+def verify_shard(path: Path) -> int:
+    """Decode the whole shard; returns the number of samples or raises :class:`ShardError`."""
+    return sum(1 for _ in iter_samples(path))

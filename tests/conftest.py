@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny configs and tiny pristine folders built on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFORMANCE = REPO.parent / "shared" / "conformance"
+
+
+def natural_image(seed: int = 0, h: int = 160, w: int = 200) -> np.ndarray:
+    """A smooth-plus-texture RGB uint8 image (a stand-in photo with edges and flat areas)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack(
+        [
+            0.5 + 0.4 * np.sin(xx / (9 + seed)) * np.cos(yy / 13),
+            0.4 + 0.3 * np.cos((xx + yy) / 17),
+            0.5 + 0.2 * np.sin(yy / 7),
+        ],
+        axis=-1,
+    )
+    base[h // 3 : h // 2, w // 4 : w // 2] = [0.9, 0.2, 0.1]
+    base += rng.normal(0, 0.03, base.shape).astype(np.float32)
+    return np.clip(base * 255, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def pristine_dir(tmp_path: Path) -> Path:
+    """A folder of 3 small generated photos (png, jpg, nested bmp)."""
+    d = tmp_path / "pristine"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(natural_image(0)).save(d / "a.png")
+    Image.fromarray(natural_image(1, 120, 180)).save(d / "b.jpg", quality=95)
+    Image.fromarray(natural_image(2, 150, 150)).save(d / "sub" / "c.bmp")
+    return d
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A tiny corpus configuration (patch 48, R=2, C=2, L=2, 2 shards x 2 groups)."""
+    from shamisa_core.config import load_profile
+
+    return load_profile(
+        "cpu-small",
+        {
+            "group.patch_size": 48,
+            "group.n_refs": 2,
+            "group.n_comps": 2,
+            "group.n_levels": 2,
+            "corpus.n_shards": 2,
+            "corpus.groups_per_shard": 2,
+            "corpus.min_side": 32,
+        },
+    )

@@ -1,0 +1,151 @@
+"""The distortion engine as a whole: registry, severity table, compositions, monotonicity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from shamisa_core.config import EngineConfig
+from shamisa_core.distortions.composition import (
+    Composition,
+    apply_chain,
+    apply_levels,
+    choose_types,
+    sample_composition,
+)
+from shamisa_core.distortions.registry import FAMILIES, FAMILY_OF, REGISTRY, get_type
+from shamisa_core.distortions.severity import index_to_value, sample_index, sample_severity
+from tests.conftest import CONFORMANCE, natural_image
+
+
+def test_registry_has_26_types_in_7_families():
+    assert len(REGISTRY) == 26
+    assert len(FAMILIES) == 7
+    assert sum(len(m) for m in FAMILIES.values()) == 26
+    for d in REGISTRY.values():
+        assert len(d.anchors) == 5
+        assert callable(d.fn)
+
+
+def test_unknown_type_names_valid_ones():
+    with pytest.raises(KeyError, match="gaublur"):
+        get_type("gaussblur")
+
+
+def test_severity_table_matches_reference_exactly():
+    path = CONFORMANCE / "severity_vectors.json"
+    if not path.exists():
+        pytest.skip(f"conformance vectors not found at {path}")
+    table = json.loads(path.read_text())
+    n = 0
+    for key, entry in table["keys"].items():
+        assert list(REGISTRY[key].anchors) == pytest.approx(entry["anchors"])
+        assert REGISTRY[key].integer == entry["integer_key_in_A0"]
+        for row in entry["rows"]:
+            t2, value = index_to_value(REGISTRY[key], row["t"])
+            assert value == row["value"], (key, row["t"])
+            assert abs(t2 - row["t_recomputed"]) <= 1e-12, (key, row["t"])
+            n += 1
+    assert n == 26 * 41
+
+
+def test_half_normal_distribution_matches_spec():
+    rng = np.random.default_rng(0)
+    t = np.array([sample_index(rng) for _ in range(40000)])
+    assert t.min() >= 0 and t.max() <= 4
+    assert abs((t <= 1).mean() - 0.311) < 0.01
+    assert abs((t <= 2).mean() - 0.576) < 0.01
+    assert abs((t == 4).mean() - 0.110) < 0.01
+    u = np.array([sample_index(rng, "uniform") for _ in range(20000)])
+    assert abs(u.mean() - 2.0) < 0.05
+
+
+def test_integer_types_are_rounded_and_t_recomputed():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        t, v = sample_severity(get_type("jpeg2000"), rng)
+        assert v == round(v)
+        t_again, v_again = index_to_value(get_type("jpeg2000"), t)
+        assert v_again == v
+
+
+def test_discrete_mode_returns_anchor_values():
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        t, v = sample_severity(get_type("gaublur"), rng, discrete=True, num_levels=3)
+        assert t in (0.0, 1.0, 2.0)
+        assert v == REGISTRY["gaublur"].anchors[int(t)]
+
+
+def test_t_outside_range_is_refused():
+    with pytest.raises(ValueError, match="outside"):
+        index_to_value(get_type("jpeg"), 4.5)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_composition_rules(seed):
+    rng = np.random.default_rng(seed)
+    comp = sample_composition(rng, 5, EngineConfig())
+    fams = [FAMILY_OF[k] for k in comp.keys]
+    assert len(set(fams)) == len(fams) and 1 <= len(fams) <= 7
+    k = comp.varying_slot
+    others = [s for s in range(len(comp.keys)) if s != k]
+    assert np.all(comp.t[:, others] == comp.t[0, others])
+    assert np.all(comp.values[:, others] == comp.values[0, others])
+    assert np.all(np.diff(comp.t[:, k]) >= 0)  # DECISIONS 3
+    again = Composition.from_record(json.loads(json.dumps(comp.to_record())))
+    assert again.keys == comp.keys and np.array_equal(again.t, comp.t)
+
+
+def test_fixed_order_uses_alphabetical_first_members():
+    keys = choose_types(7, np.random.default_rng(0), fixed_order=True)
+    assert keys == ("gaublur", "brighten", "colordiff", "jpeg", "impulsenoise", "highsharpen", "colorblock")
+
+
+def test_max_distortions_bounds_chain_length():
+    rng = np.random.default_rng(3)
+    lens = {len(sample_composition(rng, 2, EngineConfig(max_distortions=2)).keys) for _ in range(50)}
+    assert lens == {1, 2}
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return natural_image(5, 96, 96).astype(np.float32) / 255.0
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY))
+def test_every_type_changes_image_and_stays_in_range(key, photo):
+    d = get_type(key)
+    _, value = index_to_value(d, 4.0)
+    out = apply_chain(photo, [(key, value)], np.random.default_rng(0))
+    assert out.shape == photo.shape and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert np.abs(out - photo).mean() > 1e-3, key
+    assert np.array_equal(photo, natural_image(5, 96, 96).astype(np.float32) / 255.0)  # input untouched
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY))
+def test_difference_grows_with_t(key, photo):
+    d = get_type(key)
+    diffs = []
+    for t in (0.0, 2.0, 4.0):
+        _, value = index_to_value(d, t)
+        vals = [
+            np.abs(apply_chain(photo, [(key, value)], np.random.default_rng(s)) - photo).mean()
+            for s in range(6)
+        ]
+        diffs.append(float(np.mean(vals)))
+    assert diffs[0] < diffs[1] < diffs[2], (key, diffs)
+
+
+def test_prefix_is_shared_across_levels(photo):
+    rng = np.random.default_rng(11)
+    comp = sample_composition(rng, 3, EngineConfig())
+    lv = [np.random.default_rng(100 + l) for l in range(3)]
+    outs = apply_levels(photo, comp, np.random.default_rng(7), lv)
+    assert len(outs) == 3
+    outs2 = apply_levels(photo, comp, np.random.default_rng(7), [np.random.default_rng(100 + l) for l in range(3)])
+    for a, b in zip(outs, outs2):
+        assert np.array_equal(a, b)
