@@ -1,6 +1,5 @@
 """Corpus stage: pristine_images -> corpus_shards[shard] -> corpus_manifest (+ checks)."""
 
-from __future__ import annotations
 
 import json
 from concurrent.futures import ProcessPoolExecutor

@@ -126,11 +126,16 @@ def test_every_type_changes_image_and_stays_in_range(key, photo):
     assert np.array_equal(photo, natural_image(5, 96, 96).astype(np.float32) / 255.0)  # input untouched
 
 
+# lincontrchangeneg's ladder starts at a=0, which is a mild contrast *boost* (METHOD.md §1.4);
+# the curve passes the identity near t=4/3 and grows monotonically after that.
+_T_GRID = {"lincontrchangeneg": (1.5, 2.5, 4.0)}
+
+
 @pytest.mark.parametrize("key", sorted(REGISTRY))
 def test_difference_grows_with_t(key, photo):
     d = get_type(key)
     diffs = []
-    for t in (0.0, 2.0, 4.0):
+    for t in _T_GRID.get(key, (0.0, 2.0, 4.0)):
         _, value = index_to_value(d, t)
         vals = [
             np.abs(apply_chain(photo, [(key, value)], np.random.default_rng(s)) - photo).mean()
@@ -149,3 +154,13 @@ def test_prefix_is_shared_across_levels(photo):
     outs2 = apply_levels(photo, comp, np.random.default_rng(7), [np.random.default_rng(100 + l) for l in range(3)])
     for a, b in zip(outs, outs2):
         assert np.array_equal(a, b)
+
+
+def test_lincontrchange_anchor_zero_is_not_identity(photo):
+    """Reference quirk kept for conformance: a=0 passes (0.3, 0.25) and (0.7, 0.75)."""
+    for key in ("lincontrchangeneg", "lincontrchangepos"):
+        out = apply_chain(photo, [(key, 0.0)], np.random.default_rng(0))
+        assert np.abs(out - photo).mean() > 0.01
+    _, value = index_to_value(get_type("lincontrchangeneg"), 4 / 3)
+    near_identity = apply_chain(photo, [("lincontrchangeneg", value)], np.random.default_rng(0))
+    assert np.abs(near_identity - photo).mean() < 0.005
