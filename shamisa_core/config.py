@@ -14,6 +14,10 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal
 
+from shamisa_core.graphs.config import GraphConfig
+from shamisa_core.losses import LossConfig
+from shamisa_core.models import ModelConfig
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -89,6 +93,10 @@ class ShamisaConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     group: GroupConfig = field(default_factory=GroupConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    ablation: str = "A0"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON-serialisable)."""
@@ -111,8 +119,35 @@ PROFILES: dict[str, dict[str, Any]] = {
         "group.n_levels": 3,
         "corpus.n_shards": 8,
         "corpus.groups_per_shard": 32,
+        "model.arch": "resnet18",
+        "model.init": "random",
     },
 }
+
+# Engine ablations of METHOD.md §4.6 (the graph/loss ones live in shamisa_core.objective).
+ENGINE_ABLATIONS: dict[str, dict[str, Any]] = {
+    "D1a": {"engine.max_distortions": 1},
+    "D1b": {"engine.max_distortions": 7},
+    "D2": {"engine.severity_discrete": True, "engine.num_levels": 5},
+    "D3": {"engine.severity_dist": "uniform"},
+    "D4": {"engine.fixed_order": True},
+}
+
+
+def apply_ablation(cfg: "ShamisaConfig", name: str) -> "ShamisaConfig":
+    """Switch ``cfg`` to ablation ``name`` of METHOD.md §4.6 (A0-A4, B1-B8, C1, D1a-D4, E1, F1)."""
+    from shamisa_core.objective import ABLATIONS
+    from shamisa_core.objective import apply_ablation as apply_objective_ablation
+
+    if name in ENGINE_ABLATIONS:
+        cfg = with_overrides(cfg, ENGINE_ABLATIONS[name])
+    elif name in ABLATIONS:
+        graph, loss = apply_objective_ablation(cfg.graph, cfg.loss, name)
+        cfg = replace(cfg, graph=graph, loss=loss)
+    else:
+        valid = ", ".join(sorted([*ABLATIONS, *ENGINE_ABLATIONS]))
+        raise ValueError(f"unknown ablation {name!r}; valid: {valid}")
+    return replace(cfg, ablation=name)
 
 
 def _coerce(value: Any, annotation: Any) -> Any:
@@ -186,5 +221,14 @@ def load_profile(name: str, overrides: dict[str, Any] | list[str] | None = None)
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
     cfg = with_overrides(ShamisaConfig(profile=name), PROFILES[name])
     if overrides:
-        cfg = with_overrides(cfg, overrides)
+        if isinstance(overrides, list):
+            ablations = [o.split("=", 1)[1].strip() for o in overrides if o.strip().startswith("ablation=")]
+            overrides = [o for o in overrides if not o.strip().startswith("ablation=")]
+        else:
+            ablations = [str(overrides["ablation"])] if "ablation" in overrides else []
+            overrides = {k: v for k, v in overrides.items() if k != "ablation"}
+        for name_ in ablations:
+            cfg = apply_ablation(cfg, name_)
+        if overrides:
+            cfg = with_overrides(cfg, overrides)
     return cfg
