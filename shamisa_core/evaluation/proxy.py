@@ -5,9 +5,11 @@ the packaged default photos, centre-cropped to 512x384, each degraded by single 
 the project's own engine at 5 fixed levels (t = 0..4), written in the KADID-10K file layout
 (``dmos.csv`` + ``images/I<ref>_<type>_<level>.png``) so the KADID loader reads it.
 
-Its labels are a **pseudo-MOS, not a human one**: several analytical full-reference metrics of
-``piq`` (SSIM, MS-SSIM, VIF, FSIM, GMSD, HaarPSI; no learned weights, nothing downloaded) are
-oriented so higher = better, z-scored over the set, averaged, and mapped linearly to [1, 5].
+Its labels are a **pseudo-MOS, not a human one**: four analytical full-reference metrics of
+``piq`` (SSIM, GMSD, HaarPSI, MDSI; no learned weights, nothing downloaded) are computed on the
+images downscaled by ``max(1, round(min(H, W) / 256))`` (the SSIM authors' recommended viewing
+scale; 2 for 512x384), oriented so higher = better, z-scored over the set, averaged, and
+mapped linearly to [1, 5].
 """
 
 from __future__ import annotations
@@ -31,11 +33,9 @@ LEVELS = (0.0, 1.0, 2.0, 3.0, 4.0)
 # (name, higher_is_better)
 METRICS: tuple[tuple[str, bool], ...] = (
     ("ssim", True),
-    ("ms_ssim", True),
-    ("vif_p", True),
-    ("fsim", True),
     ("gmsd", False),
     ("haarpsi", True),
+    ("mdsi", False),
 )
 
 
@@ -43,7 +43,7 @@ METRICS: tuple[tuple[str, bool], ...] = (
 class ProxySpec:
     """What to build: how many references, which types, which levels."""
 
-    n_refs: int = 12
+    n_refs: int = 8
     types: tuple[str, ...] = tuple(REGISTRY)
     levels: tuple[float, ...] = LEVELS
     seed: int = 27
@@ -73,26 +73,18 @@ def pseudo_mos_metrics(ref: np.ndarray, dists: Sequence[np.ndarray]) -> np.ndarr
     import piq
     import torch
 
-    r = torch.from_numpy(ref).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    r = torch.from_numpy(np.array(ref)).permute(2, 0, 1).float().div(255).unsqueeze(0)
     d = torch.from_numpy(np.stack(dists)).permute(0, 3, 1, 2).float().div(255)
+    factor = max(1, round(min(ref.shape[:2]) / 256))
+    if factor > 1:
+        r = torch.nn.functional.avg_pool2d(r, factor)
+        d = torch.nn.functional.avg_pool2d(d, factor)
     r = r.expand(d.shape[0], -1, -1, -1)
+    fns = {"ssim": piq.ssim, "gmsd": piq.gmsd, "haarpsi": piq.haarpsi, "mdsi": piq.mdsi}
     out = []
     with torch.inference_mode():
         for name, _ in METRICS:
-            if name == "ssim":
-                v = piq.ssim(d, r, data_range=1.0, reduction="none")
-            elif name == "ms_ssim":
-                v = piq.multi_scale_ssim(d, r, data_range=1.0, reduction="none")
-            elif name == "vif_p":
-                v = piq.vif_p(d, r, data_range=1.0, reduction="none")
-            elif name == "fsim":
-                v = piq.fsim(d, r, data_range=1.0, reduction="none")
-            elif name == "gmsd":
-                v = piq.gmsd(d, r, data_range=1.0, reduction="none")
-            elif name == "haarpsi":
-                v = piq.haarpsi(d, r, data_range=1.0, reduction="none")
-            else:  # pragma: no cover - METRICS is fixed
-                raise ValueError(name)
+            v = fns[name](d, r, data_range=1.0, reduction="none")
             out.append(v.double().numpy())
     return np.stack(out, axis=1)
 
