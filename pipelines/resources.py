@@ -3,7 +3,7 @@
 Defaults come from the environment (so `make run`, `make ui` and schedules agree):
 ``SHAMISA_PROFILE`` (default ``cpu-small``), ``SHAMISA_OVERRIDES`` (``;``-separated
 ``section.field=value``), ``SHAMISA_OUTPUTS`` (default ``<repo>/outputs``) and
-``SHAMISA_PRISTINE`` (``default`` or a folder).
+``SHAMISA_PRISTINE`` (``default`` or a folder) and ``SHAMISA_WORLD_SIZE`` (training processes).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, PipesSubprocessClient
 
 from shamisa_core.config import ShamisaConfig, load_profile
 
@@ -40,6 +40,7 @@ class ShamisaSettings(ConfigurableResource):
     profile: str = "cpu-small"
     overrides: list[str] = []
     pristine: str = "default"
+    world_size: int = 1  # >1: the encoder asset launches torchrun through Dagster Pipes
 
     def config(self) -> ShamisaConfig:
         """The resolved :class:`ShamisaConfig`."""
@@ -78,6 +79,8 @@ def default_resources() -> dict[str, object]:
             profile=env_profile(),
             overrides=env_overrides(),
             pristine=os.environ.get("SHAMISA_PRISTINE", "default"),
+            world_size=int(os.environ.get("SHAMISA_WORLD_SIZE", "1")),
         ),
+        "pipes_subprocess_client": PipesSubprocessClient(),
         "paths": OutputPaths(root=os.environ.get("SHAMISA_OUTPUTS", str(REPO_ROOT / "outputs"))),
     }

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from shamisa_core.graphs.config import GraphConfig
 from shamisa_core.losses import LossConfig
 from shamisa_core.models import ModelConfig
+from shamisa_core.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class ShamisaConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     ablation: str = "A0"
 
     def to_dict(self) -> dict[str, Any]:

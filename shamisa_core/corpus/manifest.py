@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from shamisa_core.config import ShamisaConfig
+if TYPE_CHECKING:  # the config imports the training package, which imports the reader
+    from shamisa_core.config import ShamisaConfig
 from shamisa_core.distortions.registry import FAMILY_OF
 from shamisa_core.pristine import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.json"
 
 
-def corpus_config_hash(cfg: ShamisaConfig) -> str:
+def corpus_config_hash(cfg: "ShamisaConfig") -> str:
     """Hash of everything that determines the corpus bytes."""
     return cfg.section_hash("engine", "group", "corpus")
 
 
 def write_manifest(
-    out_dir: Path, cfg: ShamisaConfig, shards: Sequence[dict[str, Any]], sources: Sequence[str]
+    out_dir: Path, cfg: "ShamisaConfig", shards: Sequence[dict[str, Any]], sources: Sequence[str]
 ) -> Path:
     """Write ``manifest.json`` atomically; ``shards`` are dicts with shard/path/sha256/counts."""
     shards = sorted(shards, key=lambda s: s["shard"])
@@ -70,7 +71,7 @@ def read_manifest(corpus_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_record(record: dict[str, Any], cfg: ShamisaConfig | None = None) -> list[str]:
+def check_record(record: dict[str, Any], cfg: "ShamisaConfig | None" = None) -> list[str]:
     """All rule violations of one group record (empty list when the group is valid).
 
     Rules: counts match the config; no family repeats in a chain; within each composition only
