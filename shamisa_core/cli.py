@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Later stages (train, evaluate) register their subparsers here.
 _EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
+from shamisa_core.evaluation.cli_evaluate import add_evaluate_parser, run_evaluate  # noqa: E402
+from shamisa_core.training.cli_train import add_train_parser, run_train  # noqa: E402
+
+_EXTRA_PARSERS.extend([add_train_parser, add_evaluate_parser])
+COMMANDS["train"] = run_train
+COMMANDS["evaluate"] = run_evaluate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,9 +54,12 @@ class ModelConfig:
     projector_out: int | None = None
     n_prototypes: int = 32
     n_branches: int = 6
+    projector_input: Literal["h", "f"] = "h"
 
     def __post_init__(self) -> None:
         """Validate the enumerated fields."""
+        if self.projector_input not in ("h", "f"):
+            raise ValueError(f"ModelConfig.projector_input={self.projector_input!r}; expected 'h' or 'f'")
         if self.arch not in _FEATURE_DIMS:
             raise ValueError(f"ModelConfig.arch={self.arch!r}; expected one of {tuple(_FEATURE_DIMS)}")
         if self.init not in ("random", "imagenet"):
@@ -183,9 +186,15 @@ class SHAMISAModel(nn.Module):
         return F.normalize(self.backbone(images), dim=1)
 
     def embed(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """``(h, z)`` for one backbone call."""
-        h = self.encode(images)
-        return h, self.projector(h)
+        """``(h, z)`` for one backbone call.
+
+        The projector reads ``h`` (the reference, METHOD §4.5) or, with
+        ``projector_input="f"``, the un-normalised pooled feature ``f``; ``h`` is unit-norm so
+        ``z`` starts tiny (per-dimension std ~0.005) and the invariance term barely acts.
+        """
+        f = self.backbone(images)
+        h = F.normalize(f, dim=1)
+        return h, self.projector(h if self.cfg.projector_input == "h" else f)
 
     def forward(self, ref_imgs: Tensor, dist_imgs: Tensor) -> tuple[Tensor, Tensor]:
         """Encode refs and dists in two separate backbone calls; ``(h_all, z_all)`` in node order.
