@@ -1,0 +1,144 @@
+"""``shamisa evaluate``: benchmark an encoder (and its untrained twin) on IQA datasets.
+
+    shamisa evaluate --encoder PATH|URI --dataset NAME=ROOT [--dataset ...] [--cross] [--fr]
+                     [--json OUT] [--no-baseline] [--crop-size N]
+
+``NAME`` is one of live, csiq, tid2013, kadid10k, koniq10k, clive, spaq, flive, proxy; ``proxy``
+takes no root (``--dataset proxy`` or ``proxy=default``: the embedded pseudo-MOS benchmark,
+built on first use) or a folder holding a built proxy. ``PATH`` is ``encoder.pt`` (or its
+folder) or an MLflow URI (``models:/shamisa-encoder/3``, ``models:/shamisa-iqa@champion``,
+``runs:/<id>/...``) of the SQLite store ``--mlflow-dir`` (default ``outputs/mlflow``).
+
+Prints the table (trained vs baseline, SRCC/PLCC per dataset, METHOD.md §7.6 medians over
+splits); ``--json`` writes the full result (``benchmark.SCHEMA``) atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .datasets import LOADERS
+
+PROXY = "proxy"
+DATASET_NAMES: tuple[str, ...] = (*LOADERS, PROXY)  # = benchmark.DATASET_NAMES, without torch
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``evaluate`` subcommand."""
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate an encoder on IQA benchmarks (trained vs untrained twin)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", required=True, metavar="PATH|URI",
+                   help="encoder.pt, a folder holding it, or an MLflow model/run URI")
+    p.add_argument("--dataset", action="append", required=True, metavar="NAME=ROOT",
+                   help=f"a benchmark and its folder; NAME in {', '.join(DATASET_NAMES)} "
+                        "(proxy needs no ROOT); repeat for several")
+    p.add_argument("--cross", action="store_true", help="also the cross-dataset protocol (§7.7)")
+    p.add_argument("--fr", action="store_true",
+                   help="also the full-reference protocol on |h_ref - h_dist| (§7.8)")
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON (atomically)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the untrained twin (random init, same architecture and seed)")
+    p.add_argument("--crop-size", type=int, metavar="N",
+                   help="crop size (default: the encoder's training patch size)")
+    p.add_argument("--cache-dir", default="outputs/evaluation",
+                   help="splits, feature cache, regressors and the proxy (default: %(default)s)")
+    p.add_argument("--proxy-dir", default="outputs/benchmarks/proxy",
+                   help="where the proxy is built, one folder per spec (default: %(default)s, "
+                        "shared with the Dagster pipeline)")
+    p.add_argument("--mlflow-dir", default="outputs/mlflow",
+                   help="MLflow SQLite store used to resolve models:/ and runs:/ URIs "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=27, help="split seed (27 + split index)")
+    p.add_argument("--batch-size", type=int, default=None, help="crops per encoder call")
+    p.add_argument("--proxy-refs", type=int, metavar="N",
+                   help="proxy: number of reference photos (default: benchmark default)")
+    p.add_argument("--proxy-types", metavar="T1,T2,...",
+                   help="proxy: distortion types (engine keys; default: all 26)")
+    p.add_argument("--proxy-levels", metavar="L1,L2,...",
+                   help="proxy: severities t in [0, 4] (default: 0,2,4)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def parse_datasets(items: list[str]) -> dict[str, str | None]:
+    """``["kadid10k=/data/k", "proxy"]`` -> ``{"kadid10k": "/data/k", "proxy": None}``."""
+    out: dict[str, str | None] = {}
+    for item in items:
+        name, sep, root = item.partition("=")
+        name = name.strip().lower()
+        if name not in DATASET_NAMES:
+            raise ValueError(f"unknown dataset {name!r} in --dataset {item!r}; known: "
+                             f"{', '.join(DATASET_NAMES)}")
+        if name in out:
+            raise ValueError(f"dataset {name} given twice")
+        root = root.strip()
+        if name == PROXY:
+            out[name] = None if root in ("", "default") else root
+        elif not sep or not root:
+            raise ValueError(f"--dataset {name} needs a folder: --dataset {name}=/path/to/{name}")
+        else:
+            out[name] = root
+    return out
+
+
+def proxy_spec_from_args(args: argparse.Namespace):  # noqa: ANN201 - ProxySpec | None
+    """The ``ProxySpec`` the ``--proxy-*`` options ask for (None: the benchmark default)."""
+    import dataclasses
+
+    from .benchmark import DEFAULT_PROXY_SPEC
+
+    if args.proxy_refs is None and args.proxy_types is None and args.proxy_levels is None:
+        return None
+    spec = DEFAULT_PROXY_SPEC
+    if args.proxy_refs is not None:
+        spec = dataclasses.replace(spec, n_refs=int(args.proxy_refs))
+    if args.proxy_types:
+        from shamisa_core.distortions.registry import get_type
+
+        types = tuple(t.strip() for t in args.proxy_types.split(",") if t.strip())
+        for t in types:
+            get_type(t)  # KeyError names the known types
+        spec = dataclasses.replace(spec, types=types)
+    if args.proxy_levels:
+        levels = tuple(float(v) for v in args.proxy_levels.split(",") if v.strip())
+        if any(not 0.0 <= v <= 4.0 for v in levels):
+            raise ValueError(f"--proxy-levels must lie in [0, 4], got {levels}")
+        spec = dataclasses.replace(spec, levels=levels)
+    return spec
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate, print the table, optionally write the JSON; exit status 0."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from shamisa_core.scoring import is_mlflow_uri
+
+    from .benchmark import DEFAULT_FEATURE_BATCH, evaluate_encoder, format_table, write_json_atomic
+
+    datasets = parse_datasets(args.dataset)
+    if args.crop_size is not None and args.crop_size < 8:
+        raise ValueError(f"--crop-size {args.crop_size} is too small (at least 8)")
+    tracking_uri = None
+    if is_mlflow_uri(args.encoder):
+        from shamisa_core.tracking import tracking_uri as sqlite_uri
+
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or sqlite_uri(Path(args.mlflow_dir))
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    from mlflow.exceptions import MlflowException
+
+    try:
+        result = evaluate_encoder(
+            args.encoder, datasets, cross=args.cross, fr=args.fr, baseline=not args.no_baseline,
+            cache_dir=Path(args.cache_dir), crop_size=args.crop_size, seed=args.seed,
+            proxy_spec=proxy_spec_from_args(args), proxy_base=Path(args.proxy_dir),
+            tracking_uri=tracking_uri,
+            batch_size=args.batch_size or DEFAULT_FEATURE_BATCH, log=log)
+    except MlflowException as exc:
+        raise ValueError(f"cannot resolve {args.encoder}: {exc.message}") from None
+    print(format_table(result))
+    if args.json:
+        path = write_json_atomic(args.json, result)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
