@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from pipelines.resources import REPO_ROOT, env_config
+
+
+IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'
 
 
 def stages() -> list[list[str]]:
@@ -20,6 +24,10 @@ def stages() -> list[list[str]]:
         ["--select", "pristine_images"],
         ["--select", "corpus_shards", "--partition-range", f"shard-000000...shard-{n - 1:06d}"],
         ["--select", "corpus_manifest"],
+        ["--select", "encoder", "--config-json", IN_PROCESS],
+        ["--select", "benchmark_catalog"],
+        ["--select", "benchmark_datasets,benchmark_features", "--partition", "proxy", "--config-json", IN_PROCESS],
+        ["--select", "quality_regressors,cross_dataset_table,evaluation_table", "--config-json", IN_PROCESS],
     ]
 
 
@@ -35,6 +43,11 @@ def main() -> int:
         if rc != 0:
             print(f"stage {' '.join(args)} failed (exit {rc})", file=sys.stderr)
             return rc
+    outputs = Path(os.environ.get("SHAMISA_OUTPUTS", REPO_ROOT / "outputs"))
+    table = outputs / "evaluation" / "evaluation_table.txt"
+    if table.exists():
+        print("\nProxy benchmark (pseudo-MOS, not human scores): trained encoder vs untrained twin")
+        print(table.read_text())
     return 0
 
 

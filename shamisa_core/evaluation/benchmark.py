@@ -40,7 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,16 +52,7 @@ from shamisa_core.scoring import ENCODER_FILE, Regressor, find_file, fit_regress
 from shamisa_core.training.checkpoint import Encoder, load_encoder
 
 from .datasets import LOADERS, load_dataset
-from .datasets.base import (
-    DatasetInfo,
-    LoadedDataset,
-    finalise,
-    make_table,
-    parse_scores,
-    read_csv_checked,
-    require_file,
-)
-from .datasets.kadid10k import parse_name as kadid_parse_name
+from .datasets.base import DatasetInfo, LoadedDataset, finalise
 from .features import (
     FeatureConfig,
     encoder_fingerprint,
@@ -199,29 +190,14 @@ def proxy_dir(base: str | Path, spec: ProxySpec) -> Path:
 
 
 def load_proxy(root: str | Path) -> LoadedDataset:
-    """Read a built proxy (KADID-10K layout) as dataset ``proxy`` (METHOD.md §7.1 layout).
+    """Read a built proxy with the KADID-10K loader (its layout) as dataset ``proxy``.
 
-    Distortion types come from the ``type`` column ``build_proxy`` writes (engine keys); a
-    proxy without it falls back to the KADID-10K name parsing.
+    Distortion types come from the ``type`` column ``build_proxy`` writes (engine keys).
     """
+    from shamisa_core.evaluation.datasets import kadid10k
+
     root = Path(root).expanduser().resolve()
-    path = require_file(root, ["dmos.csv"], "CSV with columns dist_img, ref_img, dmos (build_proxy)")
-    frame = read_csv_checked(path, ["dist_img", "ref_img", "dmos"])
-    scores = parse_scores(frame["dmos"], path, "dmos")
-    names = [str(n).strip() for n in frame["dist_img"]]
-    refs = [str(n).strip() for n in frame["ref_img"]]
-    if "type" in frame.columns and "level" in frame.columns:
-        types = [str(t) for t in frame["type"]]
-        levels = [int(v) for v in frame["level"]]
-    else:
-        parsed = [kadid_parse_name(n) for n in names]
-        types = [f"type{k:02d}" for _, k, _ in parsed]
-        levels = [lv for _, _, lv in parsed]
-    table = make_table(root, [f"images/{n}" for n in names], scores,
-                       references=[PurePosixPath(r).stem for r in refs],
-                       reference_names=[f"images/{r}" for r in refs],
-                       distortion_types=types, levels=levels)
-    return finalise(PROXY_INFO, root, table)
+    return finalise(PROXY_INFO, root, kadid10k.read(root))
 
 
 def proxy_spec_of(folder: str | Path) -> dict[str, Any] | None:

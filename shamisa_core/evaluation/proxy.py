@@ -3,7 +3,7 @@
 Human-scored benchmarks cannot ship with the project, so ``make run`` evaluates on this proxy:
 the packaged default photos, centre-cropped to 512x384, each degraded by single distortions of
 the project's own engine at 5 fixed levels (t = 0..4), written in the KADID-10K file layout
-(``dmos.csv`` + ``images/I<ref>_<type>_<level>.png``) so the KADID loader reads it.
+(``dmos.csv`` + ``images/I<ref>_<type>_<level>.png``) so the KADID loader reads it (engine type names come from its extra ``type`` column).
 
 Its labels are a **pseudo-MOS, not a human one**: four analytical full-reference metrics of
 ``piq`` (SSIM, GMSD, HaarPSI, MDSI; no learned weights, nothing downloaded) are computed on the

@@ -64,35 +64,45 @@ DISTORTION_TYPES: dict[int, str] = {
 _NAME = re.compile(r"^I(\d+)_(\d+)_(\d+)\.png$", re.IGNORECASE)
 
 
-def parse_name(name: str) -> tuple[int, int, int]:
-    """``'I01_08_3.png' -> (1, 8, 3)``: reference number, type number, level."""
+def parse_name(name: str, known_types: bool = True) -> tuple[int, int, int]:
+    """``'I01_08_3.png' -> (1, 8, 3)``: reference number, type number, level.
+
+    ``known_types=False`` accepts type numbers outside KADID-10k's 25 (a set in this layout
+    that names its types in a ``type`` column, such as the proxy benchmark).
+    """
     match = _NAME.match(PurePosixPath(name).name)
     if match is None:
         raise ValueError(f"KADID-10k image name {name!r} is not I<nn>_<tt>_<ll>.png")
     ref, kind, level = (int(g) for g in match.groups())
-    if kind not in DISTORTION_TYPES:
+    if known_types and kind not in DISTORTION_TYPES:
         raise ValueError(f"KADID-10k image name {name!r} has unknown distortion type {kind}")
     return ref, kind, level
 
 
 def read(root: Path) -> pd.DataFrame:
-    """Read ``dmos.csv`` into the common table."""
+    """Read ``dmos.csv`` into the common table.
+
+    The official file has ``dist_img, ref_img, dmos``; an optional ``type`` column (written by
+    the proxy benchmark) names the distortion types instead of KADID-10k's numbering.
+    """
     path = require_file(root, ["dmos.csv"], "CSV with columns dist_img, ref_img, dmos")
     frame = read_csv_checked(path, ["dist_img", "ref_img", "dmos"])
     scores = parse_scores(frame["dmos"], path, "dmos")
     names = [str(n).strip() for n in frame["dist_img"]]
     refs = [str(n).strip() for n in frame["ref_img"]]
+    named = "type" in frame.columns
     try:
-        parsed = [parse_name(n) for n in names]
+        parsed = [parse_name(n, known_types=not named) for n in names]
     except ValueError as exc:
         raise DatasetError(f"malformed annotation file {path}: {exc}") from exc
+    types = [str(t) for t in frame["type"]] if named else [DISTORTION_TYPES[k] for _, k, _ in parsed]
     return make_table(
         root,
         [f"images/{n}" for n in names],
         scores,
         references=[PurePosixPath(r).stem for r in refs],
         reference_names=[f"images/{r}" for r in refs],
-        distortion_types=[DISTORTION_TYPES[kind] for _, kind, _ in parsed],
+        distortion_types=types,
         levels=[level for _, _, level in parsed],
     )
 
