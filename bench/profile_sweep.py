@@ -40,7 +40,11 @@ def main() -> None:
         cfg = load_profile("cpu-small", overrides)
         out = Path(args.out) / name
         t0 = time.perf_counter()
-        result = train(cfg, args.corpus, out)
+        try:
+            result = train(cfg, args.corpus, out)
+        except Exception as exc:  # a diverged variant is a result too
+            print(json.dumps({"variant": name, "overrides": overrides, "error": str(exc)}), flush=True)
+            continue
         t_train = time.perf_counter() - t0
         rows = read_jsonl(out / "train_log.jsonl")
         ev = evaluate_encoder(out / "encoder.pt", {"proxy": None}, cache_dir=Path(args.out) / "_eval")
