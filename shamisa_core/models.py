@@ -55,6 +55,7 @@ class ModelConfig:
     n_prototypes: int = 32
     n_branches: int = 6
     projector_input: Literal["h", "f"] = "h"
+    projector_scale: float = 1.0
 
     def __post_init__(self) -> None:
         """Validate the enumerated fields."""
@@ -191,10 +192,15 @@ class SHAMISAModel(nn.Module):
         The projector reads ``h`` (the reference, METHOD §4.5) or, with
         ``projector_input="f"``, the un-normalised pooled feature ``f``; ``h`` is unit-norm so
         ``z`` starts tiny (per-dimension std ~0.005) and the invariance term barely acts.
+        ``projector_scale`` multiplies ``z`` (1 = the reference) to start nearer VICReg's
+        operating point (per-dimension std ~1).
         """
         f = self.backbone(images)
         h = F.normalize(f, dim=1)
-        return h, self.projector(h if self.cfg.projector_input == "h" else f)
+        z = self.projector(h if self.cfg.projector_input == "h" else f)
+        if self.cfg.projector_scale != 1.0:
+            z = z * self.cfg.projector_scale
+        return h, z
 
     def forward(self, ref_imgs: Tensor, dist_imgs: Tensor) -> tuple[Tensor, Tensor]:
         """Encode refs and dists in two separate backbone calls; ``(h_all, z_all)`` in node order.

@@ -108,3 +108,24 @@ def test_imagenet_init_loads_local_file(tmp_path, monkeypatch):
     sd = m.backbone_state_dict()
     assert "fc.weight" not in sd
     assert torch.equal(sd["conv1.weight"], src.state_dict()["conv1.weight"])
+
+
+def test_projector_input_and_scale_switches():
+    """`projector_input="f"` projects the un-normalised feature; `projector_scale` multiplies z."""
+    import torch
+
+    from shamisa_core.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    ref = build_model(ModelConfig(arch="resnet18", init="random", n_branches=0)).eval()
+    with torch.no_grad():
+        h, z = ref.embed(x)
+        f = ref.backbone(x)
+        assert torch.allclose(z, ref.projector(h))
+        alt = build_model(ModelConfig(arch="resnet18", init="random", n_branches=0,
+                                      projector_input="f", projector_scale=3.0)).eval()
+        alt.load_state_dict(ref.state_dict())
+        h2, z2 = alt.embed(x)
+        assert torch.allclose(h2, h)
+        assert torch.allclose(z2, 3.0 * ref.projector(f))
