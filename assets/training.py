@@ -43,7 +43,7 @@ def encoder(
     """Train the encoder on the corpus (METHOD.md §6) and register it as ``shamisa-encoder``."""
     cfg = settings.config()
     corpus_dir = paths.corpus_dir(cfg.profile)
-    run_dir = paths.models_dir() / f"{cfg.profile}-{context.run_id[:8]}"
+    run_dir = paths.models_dir() / f"{cfg.profile}-{context.run.run_id[:8]}"
     overrides = [*settings.overrides, f"corpus.pristine={settings.pristine}"]
     if settings.world_size > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={settings.world_size}",
@@ -62,7 +62,7 @@ def encoder(
         train(cfg, corpus_dir, run_dir, on_log=on_log)
     tracked = log_training(
         mlflow_tracking.path, cfg.to_dict(), run_dir,
-        run_name=run_dir.name, tags={"dagster_run_id": context.run_id, "profile": cfg.profile},
+        run_name=run_dir.name, tags={"dagster_run_id": context.run.run_id, "profile": cfg.profile},
     )
     latest = _point_latest(paths.models_dir(), run_dir)
     rows = read_jsonl(run_dir / "train_log.jsonl")
