@@ -22,7 +22,8 @@ from dagster import (
 from pipelines.resources import OutputPaths, ShamisaSettings, env_config
 from shamisa_core.corpus.build import ShardResult, build_shard
 from shamisa_core.corpus.manifest import check_record, read_manifest, write_manifest
-from shamisa_core.corpus.shards import ShardError, file_sha256, iter_samples, shard_name
+from shamisa_core.atomic import file_sha256
+from shamisa_core.corpus.shards import ShardError, iter_samples, shard_name
 from shamisa_core.pristine import (
     export_default,
     read_pristine_manifest,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from shamisa_core.atomic import atomic_write_bytes, file_sha256
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -100,17 +101,6 @@ def embedded_default_images() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file and ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def export_default(out_dir: Path) -> Path:
     """Write the embedded default photos as PNGs into ``out_dir`` (byte-reproducible)."""
     out_dir = Path(out_dir)
@@ -122,15 +112,6 @@ def export_default(out_dir: Path) -> Path:
         Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
         atomic_write_bytes(path, buf.getvalue())
     return out_dir
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def scan_folder(root: Path, min_side: int = 64) -> PristineScan:

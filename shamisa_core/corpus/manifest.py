@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:  # the config imports the training package, which imports the reader
     from shamisa_core.config import ShamisaConfig
 from shamisa_core.distortions.registry import FAMILY_OF
-from shamisa_core.pristine import atomic_write_bytes
+from shamisa_core.atomic import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.json"
 

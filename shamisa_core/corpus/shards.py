@@ -8,7 +8,6 @@ so the same config gives the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -19,6 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from shamisa_core.atomic import file_sha256
 from shamisa_core.corpus.groups import Group
 
 
@@ -83,15 +83,6 @@ def write_shard(path: Path, groups: list[Group]) -> str:
         if tmp.exists():
             tmp.unlink()
     return file_sha256(path)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

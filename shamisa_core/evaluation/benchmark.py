@@ -36,7 +36,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from shamisa_core.atomic import atomic_write_bytes
 from shamisa_core.models import ModelConfig, build_backbone
 from shamisa_core.scoring import ENCODER_FILE, Regressor, find_file, fit_regressor, resolve_artifacts
 from shamisa_core.training.checkpoint import Encoder, load_encoder
@@ -417,18 +417,7 @@ class FeatureSet:
                 "shape": list(self.features.shape), "seconds": round(self.seconds, 3)}
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_bytes = atomic_write_bytes
 
 
 def _save_features(path: Path, features: np.ndarray) -> None:

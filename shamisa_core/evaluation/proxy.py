@@ -26,7 +26,8 @@ from PIL import Image
 from shamisa_core.distortions.composition import apply_chain
 from shamisa_core.distortions.registry import REGISTRY, get_type
 from shamisa_core.distortions.severity import index_to_value
-from shamisa_core.pristine import atomic_write_bytes, embedded_default_images
+from shamisa_core.atomic import atomic_write_bytes
+from shamisa_core.pristine import embedded_default_images
 
 PROXY_SIZE = (512, 384)  # width, height (KADID-10K's image size)
 LEVELS = (0.0, 1.0, 2.0, 3.0, 4.0)

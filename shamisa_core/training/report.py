@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
-from shamisa_core.pristine import atomic_write_bytes
+from shamisa_core.atomic import atomic_write_bytes
 
 
 def final_terms(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
