@@ -74,10 +74,10 @@ RESERVED_KEYS: tuple[str, ...] = ("cross", "fr", "baseline", "meta")
 REGRESSOR_PREFERENCE: tuple[str, ...] = ("koniq10k", "spaq", "flive", "clive", "kadid10k",
                                          "tid2013", "csiq", "live", PROXY)
 # The proxy that `make run` and `shamisa evaluate --dataset proxy` use by default: 8 photos x
-# 26 types x 3 levels = 624 images (6,240 crops per encoder). Measured on 2 idle cores: ~215
-# crops/s for resnet18 at crop 96, so ~30 s of features per encoder, ~50 s to build it once.
-# Reference-disjoint splits of 8 references are 6/1/1 (§7.2); the full proxy is ProxySpec().
-DEFAULT_PROXY_SPEC = ProxySpec(n_refs=8, levels=(0.0, 2.0, 4.0))
+# 26 types x 5 levels (t = 0..4) = 1,040 images (10,400 crops per encoder). Measured on 2
+# cores: ~45 s of features per encoder (resnet18, crop 96) and ~75 s to build it once.
+# Reference-disjoint splits of 8 references are 6/1/1 (§7.2).
+DEFAULT_PROXY_SPEC = ProxySpec(n_refs=8)
 DEFAULT_FEATURE_BATCH = 64  # crops per encoder call (6 images x 10 crops; 64-320 measured equal)
 
 PROXY_INFO = DatasetInfo(

@@ -59,7 +59,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--proxy-types", metavar="T1,T2,...",
                    help="proxy: distortion types (engine keys; default: all 26)")
     p.add_argument("--proxy-levels", metavar="L1,L2,...",
-                   help="proxy: severities t in [0, 4] (default: 0,2,4)")
+                   help="proxy: severities t in [0, 4] (default: 0,1,2,3,4)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
