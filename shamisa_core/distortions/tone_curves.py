@@ -119,26 +119,7 @@ def _trim_leading_zeros(desc: np.ndarray) -> np.ndarray:
 
 # --- Lab lightness round trip (same constants as shamisa_core.distortions.colorspace) -------
 
-_RGB2XYZ = np.array(
-    [
-        [0.412453, 0.357580, 0.180423],
-        [0.212671, 0.715160, 0.072169],
-        [0.019334, 0.119193, 0.950227],
-    ],
-    dtype=np.float64,
-)
-_XYZ2RGB = np.array(
-    [
-        [3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
-        [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
-        [0.0556466391351772, -0.2040413383665112, 1.0573110696453443],
-    ],
-    dtype=np.float64,
-)
-_WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float64)
-# White-point normalisation folded into the matrices.
-_RGB2XYZN = (_RGB2XYZ / _WHITE[:, None]).astype(np.float32)
-_XYZN2RGB = (_XYZ2RGB * _WHITE[None, :]).astype(np.float32)
+from shamisa_core.distortions.colorspace import _RGB2XYZN, _XYZN2RGB  # noqa: E402 (one source)
 
 _F32 = np.float32
 
