@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from shamisa_core.atomic import atomic_write_bytes
+
 from shamisa_core import tracking  # noqa: F401  (sets MLFLOW_DISABLE_TELEMETRY before mlflow)
 
 import mlflow  # noqa: E402
@@ -134,16 +136,7 @@ class Regressor:
             datasets=np.array(list(self.datasets), dtype=str),
             meta=np.array(json.dumps(dict(self.extra), sort_keys=True, default=str)),
         )
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, buf.getvalue())
         return target
 
     @classmethod
@@ -247,7 +240,8 @@ def resolve_artifacts(uri_or_path: str | os.PathLike, *, tracking_uri: str | Non
     from mlflow.artifacts import download_artifacts
 
     uri = concrete_model_uri(str(uri_or_path), tracking_uri)
-    base = Path(download_dir) if download_dir is not None else Path(tempfile.mkdtemp(prefix="shamisa-"))
+    # Absolute: MLflow returns absolute paths, which must stay relative_to() the temp folder.
+    base = (Path(download_dir) if download_dir is not None else Path(tempfile.mkdtemp(prefix="shamisa-"))).resolve()
     base.mkdir(parents=True, exist_ok=True)
     target = base / _download_key(f"{tracking_uri or ''}|{uri}")
     done = target / ".complete"

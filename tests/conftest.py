@@ -16,6 +16,24 @@ REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = REPO.parent / "shared" / "conformance"
 
 
+def conformance_stats(out: np.ndarray, inp: np.ndarray) -> np.ndarray:
+    """The seven statistics of shared/conformance/README.md section 1, in
+    ``meta.application.stats_columns`` order (output clamped to [0, 1], d = output - input)."""
+    d = np.clip(out.astype(np.float64), 0.0, 1.0) - inp.astype(np.float64)
+    changed = np.abs(d) > 1e-6
+    return np.array(
+        [
+            np.abs(d).mean(),
+            d.std(),
+            d.mean(),
+            changed.mean(),
+            changed.any(axis=-1).mean(),
+            (d < -1e-6).mean(),
+            (d > 1e-6).mean(),
+        ]
+    )
+
+
 def natural_image(seed: int = 0, h: int = 160, w: int = 200) -> np.ndarray:
     """A smooth-plus-texture RGB uint8 image (a stand-in photo with edges and flat areas)."""
     rng = np.random.default_rng(seed)

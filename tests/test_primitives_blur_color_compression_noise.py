@@ -18,6 +18,7 @@ import pytest
 from shamisa_core.distortions import colorspace as cs
 from shamisa_core.distortions.primitives import blur, color, compression, noise
 from shamisa_core.distortions.registry import REGISTRY
+from tests.conftest import conformance_stats
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 T_KEYS = ("0", "1", "2", "3", "4", "1.5", "2.7")
@@ -182,21 +183,7 @@ def test_draws_come_from_rng() -> None:
 N_SEEDS = 24
 
 
-def _stats(out: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The seven README statistics, in ``meta.application.stats_columns`` order."""
-    d = np.clip(out, 0.0, 1.0).astype(np.float64) - x.astype(np.float64)
-    changed = np.abs(d) > 1e-6
-    return np.array(
-        [
-            np.abs(d).mean(),
-            d.std(),
-            d.mean(),
-            changed.mean(),
-            changed.any(axis=-1).mean(),
-            (d < -1e-6).mean(),
-            (d > 1e-6).mean(),
-        ]
-    )
+_stats = conformance_stats
 
 
 def _seed_stats(fn, x: np.ndarray, value: float, n: int = N_SEEDS) -> np.ndarray:

@@ -24,6 +24,7 @@ from shamisa_core.distortions.colorspace import lab_to_rgb, rgb_to_lab
 from shamisa_core.distortions.primitives import brightness, sharpness_contrast, spatial
 from shamisa_core.distortions.registry import REGISTRY
 from shamisa_core.distortions.tone_curves import map_lab_lightness, spline_tone_curve
+from tests.conftest import conformance_stats
 
 CONFORMANCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 T_VALUES = ("0", "1", "2", "3", "4", "1.5", "2.7")
@@ -102,21 +103,7 @@ def _mae_255(out: np.ndarray, key: str, t: str, noswap: bool = False) -> float:
     return float(np.abs(_to_uint8_levels(out) - _stored(key, t, noswap)).mean())
 
 
-def _stats(out: np.ndarray, inp: np.ndarray) -> np.ndarray:
-    """The 7 statistics of README section 1 (order of meta.application.stats_columns)."""
-    d = np.clip(out.astype(np.float64), 0.0, 1.0) - inp.astype(np.float64)
-    changed = np.abs(d) > 1e-6
-    return np.array(
-        [
-            np.abs(d).mean(),
-            d.std(),
-            d.mean(),
-            changed.mean(),
-            changed.any(axis=-1).mean(),
-            (d < -1e-6).mean(),
-            (d > 1e-6).mean(),
-        ]
-    )
+_stats = conformance_stats
 
 
 def _primitive(key: str) -> Callable[[np.ndarray, float, np.random.Generator], np.ndarray]:
