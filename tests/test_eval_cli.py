@@ -71,7 +71,8 @@ def test_missing_encoder_and_unknown_model_uri(setup, capsys, tmp_path):
                  f"proxy={proxy}", "--quiet"]) == 2
     assert "no such file" in capsys.readouterr().err
     rc = main(["evaluate", "--encoder", "models:/shamisa-iqa@champion", "--dataset",
-               f"proxy={proxy}", "--mlflow-dir", str(fresh_mlflow_dir(tmp_path / "mlflow")), "--quiet"])
+               f"proxy={proxy}", "--mlflow-dir", str(fresh_mlflow_dir(tmp_path / "mlflow")),
+               "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     assert rc == 2 and "cannot resolve models:/shamisa-iqa@champion" in capsys.readouterr().err
 
 

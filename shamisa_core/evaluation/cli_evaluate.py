@@ -49,9 +49,9 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--proxy-dir", default="outputs/benchmarks/proxy",
                    help="where the proxy is built, one folder per spec (default: %(default)s, "
                         "shared with the Dagster pipeline)")
-    p.add_argument("--mlflow-dir", default="outputs/mlflow",
+    p.add_argument("--mlflow-dir", default=None,
                    help="MLflow SQLite store used to resolve models:/ and runs:/ URIs "
-                        "(default: %(default)s)")
+                        "(default: $MLFLOW_TRACKING_URI, else outputs/mlflow)")
     p.add_argument("--seed", type=int, default=27, help="split seed (27 + split index)")
     p.add_argument("--batch-size", type=int, default=None, help="crops per encoder call")
     p.add_argument("--proxy-refs", type=int, metavar="N",
@@ -124,7 +124,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if is_mlflow_uri(args.encoder):
         from shamisa_core.tracking import tracking_uri as sqlite_uri
 
-        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or sqlite_uri(Path(args.mlflow_dir))
+        # An explicit --mlflow-dir wins over the environment.
+        if args.mlflow_dir is not None:
+            tracking_uri = sqlite_uri(Path(args.mlflow_dir))
+        else:
+            tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or sqlite_uri(Path("outputs/mlflow"))
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     from mlflow.exceptions import MlflowException
 
