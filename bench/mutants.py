@@ -1,12 +1,17 @@
 """Mutation score of one library package with mutmut 3.8.1; prints and records JSON.
 
     python bench/mutants.py --package corpus [--max-children 1] [--budget-s 3600] [--resume]
+                            [--sample N --seed S]
 
 Each package is mutated in its own scratch copy of the repository
 (``outputs/mutants/<package>/``, git-ignored), with only the fast tests that cover it
 (``TESTS`` below), so a run never touches the working tree. A run that exceeds
 ``--budget-s`` is stopped and the partial result is reported honestly (``complete: false``,
 how many mutants were tested); ``--resume`` continues it (mutmut keeps per-mutant results).
+
+``--sample N`` tests a uniform random sample of N mutants (seeded) instead of all of them,
+for machines where a full run does not fit; the JSON then says ``sampled: N of M`` and the
+kill rate is that of the sample (with a 95% Wilson interval).
 
 Kill rate = killed / (tested - equivalent), where ``killed`` counts mutants that a test
 failed on or that timed out, and ``equivalent`` are the surviving mutants listed in
@@ -97,7 +102,26 @@ def prepare(pkg: str, work: Path, resume: bool) -> None:
     (work / "setup.cfg").write_text("\n".join(cfg))
 
 
-def collect(pkg: str, work: Path) -> dict:
+def all_mutant_names(pkg: str, work: Path) -> list[str]:
+    """Every mutant name of the package (from the ``.meta`` files of a generated run)."""
+    names = []
+    for meta in sorted((work / "mutants" / "shamisa_core" / pkg).rglob("*.meta")):
+        names.extend(json.loads(meta.read_text()).get("exit_code_by_key", {}))
+    return sorted(names)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
+    """95% Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return None
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return [round(c - h, 4), round(c + h, 4)]
+
+
+def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
     """Per-file and total counts from mutmut's ``.meta`` files in ``work/mutants``."""
     status_by_exit_code = _status_map()
     equivalent = {}
@@ -114,6 +138,8 @@ def collect(pkg: str, work: Path) -> dict:
         rel = str(meta.relative_to(work / "mutants"))[: -len(".meta")]
         c = {"mutants": 0, "tested": 0, "killed": 0, "survived": 0, "equivalent": 0, "no_tests": 0, "other": 0}
         for key, code in data.get("exit_code_by_key", {}).items():
+            if only is not None and key not in only:
+                continue
             c["mutants"] += 1
             status = status_by_exit_code.get(code, "not checked") if code is not None else "not checked"
             if status == "not checked":
@@ -143,6 +169,7 @@ def collect(pkg: str, work: Path) -> dict:
     denom = total["tested"] - total["equivalent"]
     total["kill_rate"] = round(total["killed"] / denom, 4) if denom else None
     total["complete"] = total["tested"] == total["mutants"]
+    total["kill_rate_95ci"] = wilson(total["killed"], denom)
     return {"package": f"shamisa_core/{pkg}", "totals": total, "files": files, "not_killed": survivors,
             "tests": TESTS[pkg]}
 
@@ -154,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=3 * 3600, help="stop after this many seconds")
     p.add_argument("--resume", action="store_true", help="keep earlier results in outputs/mutants/<pkg>")
     p.add_argument("--collect-only", action="store_true", help="only summarise an earlier run")
+    p.add_argument("--sample", type=int, default=0, help="test a seeded random sample of N mutants")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(REPO / "bench" / "mutants.json"))
     args = p.parse_args(argv)
     work = REPO / "outputs" / "mutants" / args.package
@@ -161,10 +190,27 @@ def main(argv: list[str] | None = None) -> int:
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     t0 = time.time()
     stopped = False
+    sample: list[str] = []
+    if args.sample:
+        if not (work / "mutants" / "mutmut-stats.json").exists():
+            # generate the mutants and collect the test stats only: a filter that matches no
+            # mutant makes mutmut stop right after those two phases
+            prepare(args.package, work, args.resume)
+            args.resume = True
+            subprocess.run([str(Path(sys.executable).parent / "mutmut"), "run", "--max-children",
+                            str(args.max_children), "no-such-mutant"], cwd=work, env=env,
+                           stdout=open(work / "mutmut-stats.log", "w"), stderr=subprocess.STDOUT,
+                           timeout=args.budget_s)
+            if not (work / "mutants" / "mutmut-stats.json").exists():
+                raise SystemExit(f"mutmut did not collect stats; see {work / 'mutmut-stats.log'}")
+        import random
+
+        names = all_mutant_names(args.package, work)
+        sample = sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
     if not args.collect_only:
         prepare(args.package, work, args.resume)
         mutmut = Path(sys.executable).parent / "mutmut"
-        proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(args.max_children)],
+        proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(args.max_children), *sample],
                                 cwd=work, env=env, start_new_session=True,
                                 stdout=open(work / "mutmut.log", "w"), stderr=subprocess.STDOUT)
         try:
@@ -177,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    result = collect(args.package, work)
+    result = collect(args.package, work, set(sample) if sample else None)
+    if sample:
+        result["sampled"] = f"{len(sample)} of {len(all_mutant_names(args.package, work))}"
+        result["sample_seed"] = args.seed
     result["wall_s"] = round(time.time() - t0, 1)
     result["stopped_by_budget"] = stopped
     result["mutmut"] = "3.8.1"
