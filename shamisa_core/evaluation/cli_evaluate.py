@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from .roots import DATASET_NAMES, PROXY, parse_dataset_args
+from .roots import DATASET_NAMES, PROXY, parse_dataset_args  # noqa: F401 (re-exported)
 
 parse_datasets = parse_dataset_args
 
