@@ -22,6 +22,7 @@ results record that the flip happened (``scores_flipped_for_report``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
