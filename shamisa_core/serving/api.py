@@ -43,6 +43,10 @@ class IQAModel:
         """The crop size features are taken at (the regressor's)."""
         return self.regressor.crop_size
 
+    def score(self, images: Any, **kwargs: Any) -> Any:
+        """:func:`score` with this model."""
+        return score(self, images, **kwargs)
+
     def describe(self) -> dict[str, Any]:
         """What the scores mean: direction, scale, the data the head was fitted on."""
         return {"source": self.source, "higher_is_better": True,

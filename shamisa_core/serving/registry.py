@@ -101,6 +101,22 @@ def register_iqa_model(result: Mapping[str, Any], encoder_path: Path, regressor_
     return version, f"models:/{IQA_MODEL_NAME}/{version}"
 
 
+def register_model_dir(folder: Path, name: str = IQA_MODEL_NAME, *,
+                       metadata: Mapping[str, Any] | None = None) -> str:
+    """Log a model folder (``encoder.pt`` + ``regressor.npz``) as the pyfunc quality model in
+    the active run and register it under ``name``; returns the version."""
+    info = mlflow.pyfunc.log_model(
+        name="shamisa-iqa",
+        python_model=str(_ENTRY),
+        artifacts={"encoder": str(Path(folder) / ENCODER_FILE),
+                   "regressor": str(Path(folder) / REGRESSOR_FILE)},
+        pip_requirements=tracking.pip_requirements(),
+        registered_model_name=name,
+        metadata={"higher_is_better": True, **dict(metadata or {})},
+    )
+    return str(info.registered_model_version)
+
+
 def current_champion(client: MlflowClient, name: str = IQA_MODEL_NAME,
                      ) -> tuple[str, dict[str, tuple[float, str | None]]] | None:
     """``(version, scores)`` of the model version holding the champion alias, or None."""
