@@ -15,9 +15,7 @@ with ``torch.load(weights_only=True)``: every value is a tensor or a plain Pytho
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shamisa_core.atomic import atomic_open
 from shamisa_core.corpus.reader import IMAGENET_MEAN, IMAGENET_STD
 from shamisa_core.inference import (
     InferenceOptions,
@@ -43,17 +42,8 @@ ENCODER_FORMAT = "shamisa-encoder/1"
 def atomic_torch_save(obj: Any, path: Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
     return path
 
 
