@@ -99,6 +99,9 @@ def test_write_manifest_sorts_and_sums(tmp_path):
     assert [s["file"] for s in m["shards"]] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     assert [s["n_groups"] for s in m["shards"]] == [1, 2, 3] and [s["sha256"][0] for s in m["shards"]] == ["0", "1", "2"]
     assert (m["n_shards"], m["n_groups"], m["n_crops"], m["n_sources"]) == (3, 6, 96, 2)
+    # stable bytes: sorted keys, one-space indent
+    text = (tmp_path / "manifest.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=1, sort_keys=True)
     assert not list(tmp_path.glob(".*tmp*"))
 
 
@@ -274,7 +277,7 @@ def test_collate_stacks_groups(built):
 
 def test_defaults_and_shard_order(built):
     _, out = built
-    shards = list_shards(out) * 3  # 6 entries: enough for distinct permutations
+    shards = list_shards(out) * 9  # 18 entries, 36 groups: more than the 16-group buffer
     ds = CorpusDataset(shards)
     explicit = CorpusDataset(shards, seed=27, shuffle=True, shuffle_buffer=16, rank=0, world_size=1,
                              on_error="raise", normalize=True)
@@ -309,3 +312,14 @@ def test_skip_mode_counts_damaged_shards(built, tmp_path):
     assert ds.stats.skipped_shards == [str(cut)] and ds.stats.groups == 2
     with pytest.raises(ShardError):
         list(CorpusDataset([cut], shuffle=False))
+
+
+def test_check_record_without_group_id_names_it_unknown(built):
+    from shamisa_core.corpus.manifest import check_record
+
+    _, out = built
+    rec = _tar_samples(out / "shard-000000.tar")[0][1]
+    del rec["group_id"]
+    rec["compositions"][0]["varying_slot"] = 99
+    errs = check_record(rec)
+    assert errs and all(e.startswith("? comp 0") for e in errs), errs
