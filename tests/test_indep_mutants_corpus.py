@@ -323,3 +323,10 @@ def test_check_record_without_group_id_names_it_unknown(built):
     rec["compositions"][0]["varying_slot"] = 99
     errs = check_record(rec)
     assert errs and all(e.startswith("? comp 0") for e in errs), errs
+
+
+def test_half_scale_floors_and_keeps_one_pixel():
+    from shamisa_core.corpus.groups import half_scale
+
+    for (h, w), want in (((3, 5), (1, 2)), ((1, 1), (1, 1)), ((9, 4), (4, 2))):
+        assert half_scale(np.zeros((h, w, 3), np.uint8)).shape == (*want, 3)
