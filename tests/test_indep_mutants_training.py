@@ -308,7 +308,7 @@ def test_short_run_log_checkpoint_and_encoder(short_run):
     manifest = json.loads((root / "corpus" / "manifest.json").read_text())
     assert ckpt["corpus_hash"] == manifest["config_hash"] and ckpt["world_size"] == 1
     assert ckpt["config"] == cfg.to_dict()
-    enc, meta = load_encoder(run / "encoder.pt")
+    enc, meta = load_encoder(run / "encoder.pt", options=None)  # exact fp32 path: weights as saved
     assert meta["format"] == "shamisa-encoder/1" and meta["patch_size"] == 48 and meta["step"] == 4
     assert meta["normalization"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     assert meta["corpus_hash"] == manifest["config_hash"] and meta["arch"] == "resnet18"
