@@ -27,7 +27,8 @@ def stages() -> list[list[str]]:
         ["--select", "encoder", "--config-json", IN_PROCESS],
         ["--select", "benchmark_catalog"],
         ["--select", "benchmark_datasets,benchmark_features", "--partition", "proxy", "--config-json", IN_PROCESS],
-        ["--select", "quality_regressors,cross_dataset_table,evaluation_table", "--config-json", IN_PROCESS],
+        ["--select", "quality_regressors,cross_dataset_table,full_reference_table,evaluation_table",
+         "--config-json", IN_PROCESS],
     ]
 
 
