@@ -126,6 +126,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "model.arch": "efficientnet_lite0",
         "model.init": "imagenet",
         "model.channels_last": True,
+        "model.eval_crop": 160,  # evaluation crops of 160 px, not the paper's 224 (README)
         "train.steps": 200,
         "train.checkpoint_every": 100,
         "train.log_every": 10,

@@ -114,6 +114,7 @@ def save_encoder(
         "model_config": dataclasses.asdict(model_cfg),
         "feature_dim": model_cfg.feature_dim,
         "patch_size": int(patch_size),
+        "eval_crop": int(getattr(model_cfg, "eval_crop", 0) or patch_size),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "representation": "l2_normalized_pooled_feature",
         "state_dict": {k: v.detach().cpu() for k, v in model.backbone_state_dict().items()},
