@@ -26,6 +26,13 @@ from torch import Tensor, nn
 
 from shamisa_core.atomic import atomic_open
 from shamisa_core.corpus.reader import IMAGENET_MEAN, IMAGENET_STD
+from shamisa_core.inference import (
+    InferenceOptions,
+    autocast_for,
+    inference_tag,
+    optimize_for_inference,
+    prepare_input,
+)
 from shamisa_core.models import ModelConfig, build_backbone
 
 CHECKPOINT_FORMAT = "shamisa-checkpoint/1"
@@ -118,21 +125,31 @@ def save_encoder(
 class Encoder(nn.Module):
     """Frozen evaluation encoder: ``x (N, 3, P, P) -> h = f/||f|| (N, feature_dim)`` (§4.5, §5).
 
-    ``backbone`` is the torchvision ResNet with ``fc`` removed.
+    ``backbone`` is a pooled-feature backbone of :mod:`shamisa_core.backbones`. With
+    ``options`` it runs the fast inference path of :mod:`shamisa_core.inference` (BN folded,
+    ``channels_last``, bf16 autocast where native); ``inference_tag`` names what changes the
+    features' bytes, for cache keys. ``h`` is always float32.
     """
 
-    def __init__(self, backbone: nn.Module) -> None:
-        """Wrap a pooled-feature backbone."""
+    def __init__(self, backbone: nn.Module, options: InferenceOptions | None = None) -> None:
+        """Wrap a pooled-feature backbone (a private optimised copy when ``options`` is given)."""
         super().__init__()
-        self.backbone = backbone
+        self.options = options or InferenceOptions(fold_bn=False, channels_last=False, bf16=False)
+        self.backbone = optimize_for_inference(backbone, self.options) if options else backbone
+        self.inference_tag = inference_tag(self.options)
 
     def forward(self, x: Tensor) -> Tensor:
-        """L2-normalised pooled features."""
-        return F.normalize(self.backbone(x), dim=1)
+        """L2-normalised pooled features (float32)."""
+        with autocast_for(self.options, x.device):
+            f = self.backbone(prepare_input(x, self.options))
+        return F.normalize(f.float(), dim=1)
 
 
-def load_encoder(path: Path, device: str | torch.device = "cpu") -> tuple[Encoder, dict[str, Any]]:
+def load_encoder(path: Path, device: str | torch.device = "cpu",
+                 options: InferenceOptions | None = InferenceOptions()) -> tuple[Encoder, dict[str, Any]]:
     """Rebuild the encoder of ``encoder.pt`` in eval mode with gradients off.
+
+    ``options`` selects the inference path (default: the fast one; ``None`` = exact fp32).
 
     Returns ``(encoder, meta)``: ``encoder(x)`` gives ``h``; ``encoder.backbone`` the raw
     pooled feature. ``meta`` holds everything in the file except the weights (arch,
@@ -147,7 +164,7 @@ def load_encoder(path: Path, device: str | torch.device = "cpu") -> tuple[Encode
     cfg = dataclasses.replace(ModelConfig(**blob["model_config"]), init="random", weights_path=None)
     backbone = build_backbone(cfg)
     backbone.load_state_dict(blob["state_dict"])
-    encoder = Encoder(backbone).to(device).eval()
+    encoder = Encoder(backbone.to(device), options).eval()
     encoder.requires_grad_(False)
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     return encoder, meta
