@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 
 from shamisa_core.atomic import atomic_write_bytes, file_sha256
+from shamisa_core.errors import ImageReadError
+from shamisa_core.imageio import image_size, read_rgb
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -132,11 +134,9 @@ def scan_folder(root: Path, min_side: int = 64) -> PristineScan:
     skipped: list[tuple[str, str]] = []
     for path in files:
         try:
-            with Image.open(path) as im:
-                im.load()
-                width, height = im.size
-        except Exception as exc:  # PIL raises many types for corrupt files
-            skipped.append((str(path), f"unreadable: {type(exc).__name__}: {exc}"))
+            width, height = image_size(path)
+        except ImageReadError as exc:
+            skipped.append((str(path), f"unreadable: {exc.reason}"))
             continue
         if min(width, height) < min_side:
             skipped.append((str(path), f"too small: {width}x{height} (min side {min_side})"))
@@ -151,9 +151,9 @@ def scan_folder(root: Path, min_side: int = 64) -> PristineScan:
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as an RGB uint8 array (H, W, 3)."""
-    with Image.open(path) as im:
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    """Read an image file as an RGB uint8 array (H, W, 3) with the project's one loader
+    (:func:`shamisa_core.imageio.read_rgb`: every PIL mode, EXIF orientation, clear errors)."""
+    return read_rgb(path)
 
 
 def write_pristine_manifest(scan: PristineScan, path: Path) -> Path:
