@@ -150,6 +150,24 @@ def scan_folder(root: Path, min_side: int = 64) -> PristineScan:
     return PristineScan(images=images, skipped=skipped)
 
 
+def content_manifest_hash(scan: PristineScan, root: Path) -> str:
+    """sha256 over the usable images' (path relative to ``root``, sha256) pairs, sorted.
+
+    What a corpus built from ``root`` depends on: file contents and their order (the build
+    visits the images in sorted path order), never the spelling of ``root`` (relative or
+    absolute, trailing slash, symlinks) or where the folder lives.
+    """
+    root = Path(root).resolve()
+    h = hashlib.sha256()
+    for img in sorted(scan.images, key=lambda i: i.path):
+        try:
+            rel = Path(img.path).resolve().relative_to(root).as_posix()
+        except ValueError:
+            rel = Path(img.path).name
+        h.update(f"{rel}\0{img.sha256}\n".encode())
+    return h.hexdigest()
+
+
 def load_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as an RGB uint8 array (H, W, 3) with the project's one loader
     (:func:`shamisa_core.imageio.read_rgb`: every PIL mode, EXIF orientation, clear errors)."""
