@@ -103,10 +103,9 @@ def safe_torch_load(path: Path, what: str, fix: str, map_location: str | torch.d
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - zipfile, pickle, EOF, RuntimeError...: all damage
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise CheckpointError(
             path, f"the {what} ({size} bytes) is truncated, damaged or not a torch file "
-            f"({type(exc).__name__}{': ' + first if first else ''})", fix) from None
+            f"({type(exc).__module__.split('.')[0]}.{type(exc).__name__})", fix) from None
 
 
 _RESUME_FIX = ("Restore an intact copy, or start the run over with --overwrite "

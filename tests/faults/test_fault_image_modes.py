@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fault_kit import DAMAGES, assert_clean_error
+from .fault_kit import DAMAGES, assert_clean_error
 from shamisa_core.errors import ImageReadError
 from shamisa_core.imageio import image_to_rgb, read_rgb
 
