@@ -147,18 +147,25 @@ def test_sigkill_of_corpus_build_leaves_no_orphans_and_no_torn_shards(photos, tm
     assert _shards(out) == _shards(ref)
 
 
+def _read_pdeathsig() -> int:
+    import ctypes
+
+    value = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+    return value.value
+
+
 def test_worker_initializer_sets_the_parent_death_signal():
-    """The pool initializer really arms ``PR_SET_PDEATHSIG`` (read back with PR_GET_PDEATHSIG)."""
+    """The pool initializer really arms ``PR_SET_PDEATHSIG`` (read back with PR_GET_PDEATHSIG)
+    in a real (forked) pool worker, and a worker started without it has none."""
+    import multiprocessing as mp
+
+    from shamisa_core.corpus.build import _worker_init
+
     if not sys.platform.startswith("linux"):
         pytest.skip("prctl is Linux-only")
-    code = (
-        "import ctypes, os, signal\n"
-        "from shamisa_core.corpus.build import _worker_init\n"
-        "_worker_init(os.getppid())\n"
-        "libc = ctypes.CDLL(None); v = ctypes.c_int(0)\n"
-        "libc.prctl(2, ctypes.byref(v), 0, 0, 0)\n"
-        "print(v.value)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout.strip()) == signal.SIGKILL
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+        assert pool.apply(_read_pdeathsig) == signal.SIGKILL
+    with ctx.Pool(1) as pool:
+        assert pool.apply(_read_pdeathsig) == 0
