@@ -132,10 +132,14 @@ def _image_format(dst: Path) -> str:
 
 
 # ---------------------------------------------------------------- output paths
+#: Subcommands whose ``--out`` is a folder (for others it may be a file).
+OUT_FOLDER_COMMANDS = frozenset({"corpus build", "train"})
+
+
 def check_output_paths(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work starts (issue 8 defect 3).
 
-    ``--out`` (a folder) must not be an existing file; ``--json`` (a file) must not be a
+    ``--out`` of :data:`OUT_FOLDER_COMMANDS` must not be an existing file; ``--json`` (a file) must not be a
     folder; ``distort``'s OUTPUT must be a file path with an image extension. In every case no
     existing ancestor may be a file.
     """
@@ -147,8 +151,9 @@ def check_output_paths(args: argparse.Namespace) -> None:
                     raise OutputPathError(f"{flag} {path}: {parent} is a file, not a folder; give another path")
                 return
 
+    name = f"{getattr(args, 'cmd', '')} {getattr(args, 'sub', '') or ''}".strip()
     out = getattr(args, "out", None)
-    if isinstance(out, str):
+    if isinstance(out, str) and name in OUT_FOLDER_COMMANDS:
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise OutputPathError(f"--out {path} is an existing file, not a folder; give a folder path")
