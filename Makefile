@@ -25,7 +25,7 @@ run: install
 	$(BIN)/python -m pipelines.main_run
 
 test: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" && $(BIN)/python -m pytest -q -m slow tests/faults
 
 test-all: install
 	$(BIN)/python -m pytest -q
