@@ -2,9 +2,12 @@
 
 For each worker count the same corpus is built from scratch into its own folder; the JSON
 gives wall seconds, shards/s, groups/s and crops/s, the speed-up over the first worker count, and
-``same_bytes``: whether every shard's sha256 equals the one-worker build's. The machine's
-1-minute load average is printed before and after: on a shared machine other jobs take cores
-too, so compare runs with a low load.
+``same_bytes``: whether every shard's sha256 equals the one-worker build's. ``cpu_seconds`` is
+the CPU time of this process and its worker processes during the build, and
+``cpu_utilisation`` = cpu_seconds / (seconds x workers): near 1 means every worker had a core
+to itself; on a shared machine (see the 1-minute load average, printed before and after) other
+jobs take the cores and the wall-clock speed-up says little, while ``shards_per_cpu_s``
+(shards per CPU second) still compares the work per shard.
 
     .venv/bin/python bench/corpus_scaling.py [--profile cpu-small] [--shards 4] \
         [--groups-per-shard 8] [--workers 1,2]
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -23,6 +27,13 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -47,9 +58,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for workers in counts:
             out = Path(tmp) / f"w{workers}"
+            cpu0 = _cpu_seconds()
             t0 = time.perf_counter()
             results = build_corpus(sources, cfg, out, workers=workers)
             dt = time.perf_counter() - t0
+            cpu = _cpu_seconds() - cpu0
             shas = [r.sha256 for r in sorted(results, key=lambda r: r.shard)]
             reference = reference or shas
             groups = sum(r.n_groups for r in results)
@@ -59,6 +72,9 @@ def main() -> None:
                 "shards_per_s": round(len(results) / dt, 4),
                 "groups_per_s": round(groups / dt, 3),
                 "crops_per_s": round(sum(r.n_crops for r in results) / dt, 1),
+                "cpu_seconds": round(cpu, 2),
+                "cpu_utilisation": round(cpu / (dt * workers), 2),
+                "shards_per_cpu_s": round(len(results) / cpu, 4),
                 "same_bytes": shas == reference,
             })
     for row in rows:
