@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--groups-per-shard", type=int)
     cb.add_argument("--profile", default="cpu-small", choices=["cpu-small", "paper"])
     cb.add_argument("--seed", type=int)
-    cb.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    cb.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="build processes, one shard each at a time (default: every core)")
     cb.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
     ci = c.add_parser("inspect", help="print the groups of one shard")
     ci.add_argument("shard")
