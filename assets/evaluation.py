@@ -30,6 +30,7 @@ from dagster import (
 
 from pipelines.eval_resources import DatasetRoots, EvaluationSettings, MlflowTracking
 from pipelines.resources import OutputPaths
+from pipelines.versions import code_version
 from shamisa_core.evaluation import benchmark as bm
 from shamisa_core.evaluation.splits import SplitConfig
 
@@ -139,7 +140,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 # Assets
 
 
-@asset(group_name=GROUP, code_version="1")
+@asset(group_name=GROUP, code_version=code_version("benchmark"))
 def benchmark_catalog(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                       evaluation: EvaluationSettings) -> MaterializeResult:
     """The benchmark partitions: ``proxy`` plus every dataset with a root in the config folder
@@ -169,7 +170,7 @@ def benchmark_catalog(context: AssetExecutionContext, dataset_roots: DatasetRoot
     })
 
 
-@asset(group_name=GROUP, code_version="1", partitions_def=BENCHMARK_PARTITIONS,
+@asset(group_name=GROUP, code_version=code_version("benchmark"), partitions_def=BENCHMARK_PARTITIONS,
        deps=[benchmark_catalog])
 def benchmark_datasets(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                        evaluation: EvaluationSettings, paths: OutputPaths) -> MaterializeResult:
@@ -207,8 +208,8 @@ def benchmark_datasets(context: AssetExecutionContext, dataset_roots: DatasetRoo
     )
 
 
-@asset(group_name=GROUP, code_version="1", partitions_def=BENCHMARK_PARTITIONS,
-       deps=[benchmark_datasets, ENCODER_KEY])
+@asset(group_name=GROUP, code_version=code_version("features"), partitions_def=BENCHMARK_PARTITIONS,
+       deps=[benchmark_datasets, ENCODER_KEY], pool="gpu")
 def benchmark_features(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                        evaluation: EvaluationSettings, paths: OutputPaths,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -247,7 +248,7 @@ def benchmark_features(context: AssetExecutionContext, dataset_roots: DatasetRoo
     )
 
 
-@asset(group_name=GROUP, code_version="1", deps=[benchmark_features])
+@asset(group_name=GROUP, code_version=code_version("results"), deps=[benchmark_features])
 def quality_regressors(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                        evaluation: EvaluationSettings, paths: OutputPaths,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -289,7 +290,7 @@ def quality_regressors(context: AssetExecutionContext, dataset_roots: DatasetRoo
     )
 
 
-@asset(group_name=GROUP, code_version="1", deps=[quality_regressors])
+@asset(group_name=GROUP, code_version=code_version("results"), deps=[quality_regressors])
 def cross_dataset_table(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                         evaluation: EvaluationSettings, paths: OutputPaths,
                         mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -329,7 +330,7 @@ def cross_dataset_table(context: AssetExecutionContext, dataset_roots: DatasetRo
     )
 
 
-@asset(group_name=GROUP, code_version="1", deps=[quality_regressors, cross_dataset_table])
+@asset(group_name=GROUP, code_version=code_version("results"), deps=[quality_regressors, cross_dataset_table])
 def evaluation_table(context: AssetExecutionContext, evaluation: EvaluationSettings,
                      paths: OutputPaths, mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """datasets x {SRCC, PLCC} for the encoder and its untrained twin (§7.6), logged to MLflow

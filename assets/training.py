@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     PipesSubprocessClient,
@@ -16,6 +17,8 @@ from dagster import (
 from assets.corpus import corpus_manifest
 from pipelines.eval_resources import MlflowTracking
 from pipelines.resources import OutputPaths, ShamisaSettings
+from pipelines.versions import code_version
+from shamisa_core.atomic import file_sha256
 from shamisa_core.tracking import read_jsonl
 from shamisa_core.training.mlflow_train import log_training
 from shamisa_core.training.report import branch_edges, final_terms
@@ -32,7 +35,8 @@ def _point_latest(models_dir: Path, run_dir: Path) -> Path:
     return latest
 
 
-@asset(group_name="training", code_version="1", deps=[corpus_manifest])
+@asset(group_name="training", code_version=code_version("training"), deps=[corpus_manifest],
+       pool="gpu")
 def encoder(
     context: AssetExecutionContext,
     settings: ShamisaSettings,
@@ -87,5 +91,6 @@ def encoder(
             "loss_curve": MetadataValue.md(plot_md or "no log rows"),
             "mlflow_run_id": tracked.run_id,
             "mlflow_model_version": tracked.model_version or "not registered",
-        }
+        },
+        data_version=DataVersion(file_sha256(run_dir / "encoder.pt")[:16]),
     )
