@@ -86,7 +86,13 @@ def test_corpus_stage_on_postgres_instance_parallel_partition_runs(pg_db, tmp_pa
              "--select", "corpus_shards", "--partition", f"shard-{i:06d}"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for i in range(n)]
-        outs = [p.communicate(timeout=600)[0] for p in procs]
+        try:
+            outs = [p.communicate(timeout=900)[0] for p in procs]
+        finally:
+            for p in procs:  # on a timeout, end the runs we started
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
         for p, out in zip(procs, outs):
             assert p.returncode == 0, out[-4000:]
 
