@@ -25,11 +25,6 @@ from typing import Any
 from pipelines.resources import env_overrides, env_profile
 from shamisa_core.config import load_profile
 
-#: Bump the number of a stage when its code changes the output for the same settings.
-CODE_REVISION = {"pristine": "1", "corpus": "1", "training": "1", "benchmark": "1",
-                 "features": "1", "results": "1"}
-
-
 def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -49,16 +44,19 @@ def settings_payloads() -> dict[str, Any]:
     training = {"config": cfg, "world_size": int(os.environ.get("SHAMISA_WORLD_SIZE", "1") or 1)}
     from pipelines.eval_resources import eval_resources
 
-    ev = eval_resources()["evaluation"]
-    benchmark = {"proxy_refs": ev.proxy_refs, "proxy_types": list(ev.proxy_types),
-                 "proxy_levels": list(ev.proxy_levels), "seed": ev.seed}
-    features = {"benchmark": benchmark, "training": training, "encoder": ev.encoder,
-                "crop_size": ev.crop_size}
-    results = {"features": features, "cross": ev.cross, "register_model": ev.register_model}
+    ev = eval_resources()["evaluation"].model_dump()
+    benchmark = {k: ev.get(k) for k in ("proxy_refs", "proxy_types", "proxy_levels", "seed")}
+    features = {"benchmark": benchmark, "training": training,
+                **{k: ev.get(k) for k in ("encoder", "crop_size")}}
+    results = {"features": features, "evaluation": ev}
     return {"pristine": pristine, "corpus": corpus, "training": training,
             "benchmark": benchmark, "features": features, "results": results}
 
 
-def code_version(stage: str) -> str:
-    """``<revision>+<settings hash>`` of ``stage`` (a key of :data:`CODE_REVISION`)."""
-    return f"{CODE_REVISION[stage]}+{_digest(settings_payloads()[stage])}"
+def code_version(stage: str, revision: str) -> str:
+    """``<revision>+<hash of the settings of stage>`` (a key of :func:`settings_payloads`).
+
+    ``revision`` is the asset's own code revision: bump it where the asset is defined when its
+    code changes the output for the same settings.
+    """
+    return f"{revision}+{_digest(settings_payloads()[stage])}"

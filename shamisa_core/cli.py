@@ -169,7 +169,7 @@ def _corpus_inspect(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    p = argparse.ArgumentParser(prog="shamisa", description="SHAMISA self-supervised NR-IQA pipeline")
+    p = _LazyParser(prog="shamisa", description="SHAMISA self-supervised NR-IQA pipeline")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("distortions", help="the distortion types").add_subparsers(dest="sub", required=True)
@@ -198,17 +198,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     for extra in _EXTRA_PARSERS:
         extra(sub)
+    p.subparsers = sub
     return p
 
 
-# Later stages (train, evaluate) register their subparsers here.
+# Later stages register their subparsers lazily: `shamisa --help` lists them without importing
+# their modules (torch, MLflow); the selected command's module is imported to parse its flags.
 _EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
-from shamisa_core.evaluation.cli_evaluate import add_evaluate_parser, run_evaluate  # noqa: E402
-from shamisa_core.training.cli_train import add_train_parser, run_train  # noqa: E402
+LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    # name: (module, add-parser function, run function, one-line help)
+    "train": ("shamisa_core.training.cli_train", "add_train_parser", "run_train",
+              "train an encoder on a corpus"),
+    "evaluate": ("shamisa_core.evaluation.cli_evaluate", "add_evaluate_parser", "run_evaluate",
+                 "evaluate an encoder on IQA benchmarks (trained vs its twins)"),
+    "score": ("shamisa_core.serving.cli_serving", "add_score_parser", "run_score",
+              "score images and folders (higher = better)"),
+    "fit": ("shamisa_core.serving.cli_serving", "add_fit_parser", "run_fit",
+            "fit a quality head on your own labelled photos"),
+    "compare": ("shamisa_core.serving.cli_serving", "add_compare_parser", "run_compare",
+                "compare the registered shamisa-iqa versions (from MLflow)"),
+}
 
-_EXTRA_PARSERS.extend([add_train_parser, add_evaluate_parser])
-COMMANDS["train"] = run_train
-COMMANDS["evaluate"] = run_evaluate
+
+def _first_positional(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+class _LazyParser(argparse.ArgumentParser):
+    """Adds the lazy subcommands just before parsing: the chosen one in full, the rest as
+    one-line entries (so that `shamisa --help` imports none of them)."""
+
+    subparsers: argparse._SubParsersAction | None = None
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 (argparse API)
+        """Register the lazy subcommands, then parse as usual."""
+        sub, self.subparsers = self.subparsers, None
+        if sub is not None:
+            import importlib
+
+            argv = list(sys.argv[1:] if args is None else args)
+            chosen = _first_positional(argv)
+            for name, (module, add, run, text) in LAZY_COMMANDS.items():
+                if name == chosen:
+                    mod = importlib.import_module(module)
+                    getattr(mod, add)(sub)
+                    COMMANDS[name] = getattr(mod, run)
+                else:
+                    sub.add_parser(name, help=text, add_help=False)
+        return super().parse_known_args(args, namespace)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,10 @@ from shamisa_core.tracking import (
     read_jsonl,
     setup,
 )
+from shamisa_core.artifacts import ENCODER_FILE, LOSS_CURVE_FILE, TRAIN_LOG_FILE
 from shamisa_core.training.report import loss_curve_png
 
-_ENTRY = Path(__file__).with_name("encoder_model_entry.py")
+_ENTRY = Path(__file__).parents[1] / "serving" / "encoder_model_entry.py"
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,13 @@ def log_training(
 ) -> TrackedTraining:
     """Log a finished training in ``out_dir`` (train_log.jsonl, encoder.pt) as one MLflow run."""
     out_dir = Path(out_dir)
-    log_path = out_dir / "train_log.jsonl"
-    encoder_path = out_dir / "encoder.pt"
+    log_path = out_dir / TRAIN_LOG_FILE
+    encoder_path = out_dir / ENCODER_FILE
     if not encoder_path.exists():
         raise FileNotFoundError(f"{encoder_path} is missing: the training in {out_dir} did not finish")
     exp_id = setup(mlflow_dir, experiment)
     rows = read_jsonl(log_path) if log_path.exists() else []
-    plot = loss_curve_png(rows, out_dir / "loss_curve.png") if rows else None
+    plot = loss_curve_png(rows, out_dir / LOSS_CURVE_FILE) if rows else None
     with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as run:
         log_params(config)
         log_step_metrics(rows)

@@ -27,6 +27,7 @@ PYTHON = sys.executable
 TINY_OVERRIDES = ";".join([
     "group.patch_size=32", "group.n_levels=2", "corpus.n_shards=2", "corpus.groups_per_shard=1",
     "corpus.min_side=32", "train.steps=2", "train.log_every=1", "train.checkpoint_every=2",
+    "model.eval_crop=32",
 ])
 
 _MLFLOW_TEMPLATE: list[Path] = []

@@ -31,7 +31,7 @@ STAGES: list[list[str]] = [
     ["encoder"],
     ["benchmark_catalog"],
     ["benchmark_datasets", "benchmark_features"],
-    ["quality_regressors", "cross_dataset_table", "evaluation_table"],
+    ["quality_regressors", "cross_dataset_table", "full_reference_table", "evaluation_table"],
 ]
 
 

@@ -16,10 +16,10 @@ from opshelp import drive, make_tiny_env
 
 CORPUS_AND_DOWN = {"corpus_shards[shard-000000]", "corpus_shards[shard-000001]", "corpus_manifest",
                    "encoder", "benchmark_features[proxy]", "quality_regressors",
-                   "cross_dataset_table", "evaluation_table"}
+                   "cross_dataset_table", "full_reference_table", "evaluation_table"}
 NOT_DOWNSTREAM_OF_CORPUS = {"pristine_images", "benchmark_catalog", "benchmark_datasets[proxy]"}
 AFTER_FEATURES = {"benchmark_features[proxy]", "quality_regressors", "cross_dataset_table",
-                  "evaluation_table"}
+                  "full_reference_table", "evaluation_table"}
 
 
 @pytest.fixture(scope="module")

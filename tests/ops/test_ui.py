@@ -41,7 +41,7 @@ ASSETS = """
 
 ALL_ASSETS = {"pristine_images", "corpus_shards", "corpus_manifest", "encoder", "benchmark_catalog",
               "benchmark_datasets", "benchmark_features", "quality_regressors",
-              "cross_dataset_table", "evaluation_table"}
+              "cross_dataset_table", "full_reference_table", "evaluation_table"}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,8 @@ def stages_for(stages, n_shards: int, env: dict[str, str]) -> list[list[str]]:
             else:
                 os.environ[k] = v
     assert any(f"shard-{n_shards - 1:06d}" in " ".join(a) for a in out), out
+    if not any("full_reference_table" in " ".join(a) for a in out):  # not in `make run`'s stages
+        out.insert(len(out) - 1, ["--select", "full_reference_table"])
     return out
 
 
