@@ -65,6 +65,8 @@ class ModelConfig:
     projector_norm: Literal["none", "bn"] = "none"
     freeze_stages: int = 0
     channels_last: bool = False
+    bn_eval: bool = False
+    eval_crop: int = 0  # evaluation crop size written to encoder.pt; 0 = the training patch size
 
     def __post_init__(self) -> None:
         """Validate the enumerated fields."""
@@ -168,10 +170,20 @@ class SHAMISAModel(nn.Module):
             self.backbone.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> "SHAMISAModel":
-        """Training mode for everything except the frozen stages, whose BatchNorm stays in eval."""
+        """Training mode for everything except the frozen stages, whose BatchNorm stays in eval.
+
+        With ``bn_eval`` every backbone BatchNorm normalises with its running (ImageNet)
+        statistics and never updates them; its affine parameters still train (docs/DECISIONS.md
+        P3: small distorted crops otherwise overwrite the ImageNet statistics in a few hundred
+        steps, which alone took the proxy SRCC of the ImageNet encoder from 0.40 to 0.12).
+        """
         super().train(mode)
         for module in self._frozen:
             module.eval()
+        if self.cfg.bn_eval:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def encode(self, images: Tensor) -> Tensor:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from shamisa_core.artifacts import ENCODER_FILE, find_file, resolve_artifacts
+from shamisa_core.inference import InferenceOptions
 from shamisa_core.models import ModelConfig, build_backbone
 from shamisa_core.training.checkpoint import Encoder, load_encoder
 
@@ -51,8 +52,9 @@ class EncoderHandle:
 
     @property
     def patch_size(self) -> int | None:
-        """The training patch size recorded in ``encoder.pt`` (default crop size)."""
-        value = self.meta.get("patch_size")
+        """The default evaluation crop of ``encoder.pt``: its ``eval_crop`` (``model.eval_crop``),
+        else the training patch size."""
+        value = self.meta.get("eval_crop") or self.meta.get("patch_size")
         return int(value) if value is not None else None
 
     @property
@@ -106,7 +108,11 @@ def _twin(trained: EncoderHandle, cfg: ModelConfig, seed: int, role: str, label:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         backbone = build_backbone(cfg)
-    module = Encoder(backbone).to(device).eval()
+    # the twins run on the trained encoder's inference path (BN folding, bf16), so that the
+    # comparison is like for like and the cache keys carry the same inference tag
+    options = getattr(trained.module, "options", None)
+    module = (Encoder(backbone.eval(), options) if options is not None
+              else Encoder(backbone)).to(device).eval()
     module.requires_grad_(False)
     meta = {k: v for k, v in trained.meta.items() if k in ("model_config", "patch_size", "arch",
                                                            "feature_dim", "format")}
