@@ -282,7 +282,7 @@ def short_run(tmp_path_factory):
                                             "corpus.min_side": 32}), root / "corpus")
     cfg = load_profile("cpu-small", {**group, "model.arch": "resnet18", "model.init": "random"})
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-        cfg.train, steps=4, log_every=2, checkpoint_every=3, amp="off", device="cpu", lr=0.01, t0_steps=None))
+        cfg.train, steps=4, log_every=2, checkpoint_every=3, amp="off", device="cpu", lr=1.5e-3, t0_steps=None))
     logs: list[dict] = []
     res = loop.train(cfg, root / "corpus", root / "run", on_log=logs.append)
     return cfg, root, res, logs
