@@ -219,12 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     stopped = False
     sample: list[str] = []
+    prepared = False  # copy the sources and tests once per invocation: a second copy taken
+    # later (after a merge, say) changes the test selection and makes mutmut start over
     if args.sample:
         if not (work / "mutants" / "mutmut-stats.json").exists():
             # generate the mutants and collect the test stats only: a filter that matches no
             # mutant makes mutmut stop right after those two phases
             prepare(args.package, work, args.resume)
-            args.resume = True
+            args.resume = prepared = True
             subprocess.run([str(Path(sys.executable).parent / "mutmut"), "run", "--max-children",
                             str(args.max_children), "no-such-mutant"], cwd=work, env=env,
                            stdout=open(work / "mutmut-stats.log", "w"), stderr=subprocess.STDOUT,
@@ -236,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         names = all_mutant_names(args.package, work)
         sample = sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
     if not args.collect_only:
-        prepare(args.package, work, args.resume)
+        if not prepared:
+            prepare(args.package, work, args.resume)
         mutmut = Path(sys.executable).parent / "mutmut"
         proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(args.max_children), *sample],
                                 cwd=work, env=env, start_new_session=True,
