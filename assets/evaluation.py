@@ -29,6 +29,7 @@ from dagster import (
 
 from pipelines.eval_resources import DatasetRoots, EvaluationSettings, MlflowTracking
 from pipelines.resources import OutputPaths
+from pipelines.versions import code_version
 from shamisa_core.evaluation import report as rp
 from shamisa_core.evaluation import staged_run as sr
 from shamisa_core.evaluation.roots import PROXY
@@ -101,7 +102,7 @@ def _stage(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
 # Assets
 
 
-@asset(group_name=GROUP, code_version="2")
+@asset(group_name=GROUP, code_version=code_version("benchmark", "2"))
 def benchmark_catalog(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                       evaluation: EvaluationSettings) -> MaterializeResult:
     """The benchmark partitions: ``proxy`` plus every dataset with a root in the config folder
@@ -132,8 +133,8 @@ def benchmark_catalog(context: AssetExecutionContext, dataset_roots: DatasetRoot
     })
 
 
-@asset(group_name=GROUP, code_version="2", partitions_def=BENCHMARK_PARTITIONS,
-       deps=[benchmark_catalog])
+@asset(group_name=GROUP, code_version=code_version("benchmark", "2"),
+       partitions_def=BENCHMARK_PARTITIONS, deps=[benchmark_catalog])
 def benchmark_datasets(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                        evaluation: EvaluationSettings, paths: OutputPaths) -> MaterializeResult:
     """One benchmark, validated (METHOD.md §7.1), with its versioned splits parquet (§7.2);
@@ -166,8 +167,8 @@ def benchmark_datasets(context: AssetExecutionContext, dataset_roots: DatasetRoo
     )
 
 
-@asset(group_name=GROUP, code_version="2", partitions_def=BENCHMARK_PARTITIONS,
-       deps=[benchmark_datasets, ENCODER_KEY])
+@asset(group_name=GROUP, code_version=code_version("features", "2"),
+       partitions_def=BENCHMARK_PARTITIONS, deps=[benchmark_datasets, ENCODER_KEY], pool="gpu")
 def benchmark_features(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                        evaluation: EvaluationSettings, paths: OutputPaths,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -200,7 +201,7 @@ def benchmark_features(context: AssetExecutionContext, dataset_roots: DatasetRoo
     )
 
 
-@asset(group_name=GROUP, code_version="2", deps=[benchmark_features])
+@asset(group_name=GROUP, code_version=code_version("results", "2"), deps=[benchmark_features])
 def quality_regressors(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                        evaluation: EvaluationSettings, paths: OutputPaths,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -231,7 +232,7 @@ def quality_regressors(context: AssetExecutionContext, dataset_roots: DatasetRoo
     )
 
 
-@asset(group_name=GROUP, code_version="2", deps=[quality_regressors])
+@asset(group_name=GROUP, code_version=code_version("results", "2"), deps=[quality_regressors])
 def cross_dataset_table(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                         evaluation: EvaluationSettings, paths: OutputPaths,
                         mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -259,7 +260,7 @@ def cross_dataset_table(context: AssetExecutionContext, dataset_roots: DatasetRo
     return MaterializeResult(metadata=metadata, data_version=_file_version(path))
 
 
-@asset(group_name=GROUP, code_version="1", deps=[quality_regressors])
+@asset(group_name=GROUP, code_version=code_version("results", "1"), deps=[quality_regressors])
 def full_reference_table(context: AssetExecutionContext, dataset_roots: DatasetRoots,
                          evaluation: EvaluationSettings, paths: OutputPaths,
                          mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -282,8 +283,8 @@ def full_reference_table(context: AssetExecutionContext, dataset_roots: DatasetR
     }, data_version=_file_version(path))
 
 
-@asset(group_name=GROUP, code_version="2", deps=[quality_regressors, cross_dataset_table,
-                                                 full_reference_table])
+@asset(group_name=GROUP, code_version=code_version("results", "2"),
+       deps=[quality_regressors, cross_dataset_table, full_reference_table])
 def evaluation_table(context: AssetExecutionContext, evaluation: EvaluationSettings,
                      paths: OutputPaths, mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """datasets x {SRCC, PLCC} for the encoder, its init twin and its random twin (§7.6),

@@ -10,6 +10,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     PipesSubprocessClient,
@@ -19,6 +20,8 @@ from dagster import (
 from assets.corpus import corpus_manifest
 from pipelines.eval_resources import MlflowTracking
 from pipelines.resources import OutputPaths, ShamisaSettings
+from pipelines.versions import code_version
+from shamisa_core.atomic import file_sha256
 from shamisa_core.tracking import read_jsonl
 from shamisa_core.training.mlflow_train import log_training
 from shamisa_core.training.health import assess
@@ -40,8 +43,9 @@ def _point_latest(models_dir: Path, run_dir: Path) -> Path:
 
 @asset(
     group_name="training",
-    code_version="2",
+    code_version=code_version("training", "2"),
     deps=[corpus_manifest],
+    pool="gpu",
     check_specs=[AssetCheckSpec(HEALTH_CHECK, asset="encoder",
                                 description="The collapse guard: effective rank of h and std of z "
                                             "at the end of training (shamisa_core/training/health.py)")],
@@ -109,5 +113,6 @@ def encoder(
             "loss_curve": MetadataValue.md(plot_md or "no log rows"),
             "mlflow_run_id": tracked.run_id,
             "mlflow_model_version": tracked.model_version or "not registered",
-        }
+        },
+        data_version=DataVersion(file_sha256(run_dir / "encoder.pt")[:16]),
     )

@@ -66,6 +66,7 @@ class ModelConfig:
     freeze_stages: int = 0
     channels_last: bool = False
     bn_eval: bool = False
+    eval_crop: int = 0  # evaluation crop size written to encoder.pt; 0 = the training patch size
 
     def __post_init__(self) -> None:
         """Validate the enumerated fields."""

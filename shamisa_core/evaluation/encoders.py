@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from shamisa_core.artifacts import ENCODER_FILE, find_file, resolve_artifacts
+from shamisa_core.inference import InferenceOptions
 from shamisa_core.models import ModelConfig, build_backbone
 from shamisa_core.training.checkpoint import Encoder, load_encoder
 
@@ -51,8 +52,9 @@ class EncoderHandle:
 
     @property
     def patch_size(self) -> int | None:
-        """The training patch size recorded in ``encoder.pt`` (default crop size)."""
-        value = self.meta.get("patch_size")
+        """The default evaluation crop of ``encoder.pt``: its ``eval_crop`` (``model.eval_crop``),
+        else the training patch size."""
+        value = self.meta.get("eval_crop") or self.meta.get("patch_size")
         return int(value) if value is not None else None
 
     @property

@@ -62,5 +62,5 @@ class ShamisaEncoderModel(mlflow.pyfunc.PythonModel):
         """(n_images, 2 * feature_dim) float64 representations."""
         if not hasattr(self, "_encoder"):
             self.load_context(context)
-        feats, _ = image_features(model_input, self._encoder, int(self._meta["patch_size"]))
+        feats, _ = image_features(model_input, self._encoder, int(self._meta.get("eval_crop") or self._meta["patch_size"]))
         return np.asarray(feats).mean(axis=1)
