@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from pipelines.resources import OutputPaths, ShamisaSettings, env_config
+from pipelines.versions import code_version
 from shamisa_core.corpus.build import ShardResult, build_shard
 from shamisa_core.corpus.manifest import check_record, read_manifest, write_manifest
 from shamisa_core.atomic import file_sha256
@@ -40,7 +41,7 @@ def _shard_index(partition_key: str) -> int:
     return int(partition_key.split("-")[1])
 
 
-@asset(group_name="corpus", code_version="1")
+@asset(group_name="corpus", code_version=code_version("pristine", "1"))
 def pristine_images(settings: ShamisaSettings, paths: OutputPaths) -> MaterializeResult:
     """The usable pristine photos (folder or packaged default) as a parquet manifest."""
     cfg = settings.config()
@@ -66,7 +67,7 @@ def pristine_images(settings: ShamisaSettings, paths: OutputPaths) -> Materializ
 
 @asset(
     group_name="corpus",
-    code_version="1",
+    code_version=code_version("corpus", "1"),
     deps=[pristine_images],
     partitions_def=SHARD_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
@@ -106,7 +107,7 @@ def corpus_shards(
     )
 
 
-@asset(group_name="corpus", code_version="1", deps=[corpus_shards])
+@asset(group_name="corpus", code_version=code_version("corpus", "1"), deps=[corpus_shards])
 def corpus_manifest(settings: ShamisaSettings, paths: OutputPaths) -> MaterializeResult:
     """manifest.json: the shard list, counts, sha256 of each shard and the config hash."""
     cfg = settings.config()

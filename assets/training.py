@@ -6,7 +6,11 @@ import sys
 from pathlib import Path
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     PipesSubprocessClient,
@@ -16,9 +20,14 @@ from dagster import (
 from assets.corpus import corpus_manifest
 from pipelines.eval_resources import MlflowTracking
 from pipelines.resources import OutputPaths, ShamisaSettings
+from pipelines.versions import code_version
+from shamisa_core.atomic import file_sha256
 from shamisa_core.tracking import read_jsonl
 from shamisa_core.training.mlflow_train import log_training
+from shamisa_core.training.health import assess
 from shamisa_core.training.report import branch_edges, final_terms
+
+HEALTH_CHECK = "representation_alive"
 
 
 def _point_latest(models_dir: Path, run_dir: Path) -> Path:
@@ -32,7 +41,15 @@ def _point_latest(models_dir: Path, run_dir: Path) -> Path:
     return latest
 
 
-@asset(group_name="training", code_version="1", deps=[corpus_manifest])
+@asset(
+    group_name="training",
+    code_version=code_version("training", "2"),
+    deps=[corpus_manifest],
+    pool="gpu",
+    check_specs=[AssetCheckSpec(HEALTH_CHECK, asset="encoder",
+                                description="The collapse guard: effective rank of h and std of z "
+                                            "at the end of training (shamisa_core/training/health.py)")],
+)
 def encoder(
     context: AssetExecutionContext,
     settings: ShamisaSettings,
@@ -72,7 +89,16 @@ def encoder(
         b64 = base64.b64encode(tracked.loss_curve.read_bytes()).decode()
         plot_md = f"![loss curve](data:image/png;base64,{b64})"
     edges = branch_edges(rows)
+    health = assess(rows)
+    check = AssetCheckResult(
+        check_name=HEALTH_CHECK, passed=bool(health["passed"]), severity=AssetCheckSeverity.ERROR,
+        metadata={"h_effective_rank": round(float(health["h_erank"]), 3),
+                  "z_std_mean": round(float(health["z_std"]), 5),
+                  "reasons": "; ".join(health["reasons"]) or "none",
+                  "thresholds": MetadataValue.json(health["thresholds"])},
+    )
     return MaterializeResult(
+        check_results=[check],
         metadata={
             "encoder": MetadataValue.path(str(run_dir / "encoder.pt")),
             "latest": MetadataValue.path(str(latest / "encoder.pt")),
@@ -87,5 +113,6 @@ def encoder(
             "loss_curve": MetadataValue.md(plot_md or "no log rows"),
             "mlflow_run_id": tracked.run_id,
             "mlflow_model_version": tracked.model_version or "not registered",
-        }
+        },
+        data_version=DataVersion(file_sha256(run_dir / "encoder.pt")[:16]),
     )

@@ -7,11 +7,14 @@ the whole step; ``cpu_s_per_step`` is process CPU time (all threads), a check on
 numbers taken on a shared machine (uncontended wall ~ cpu_s_per_step / threads). No corpus is
 needed: images are random, the severity metadata is random but well-formed.
 
-Shapes: ``cpu-small-96`` / ``cpu-small-128`` (ResNet-18, R=2, C=2, L=3, B=2: 56 crops/step)
-and ``paper-b1`` (ResNet-50 at 224, R=3, C=4, L=5, B=1: 126 crops/step); with
-``--device cuda`` also ``paper`` (B=2: 252 crops/step).
+Shapes: ``cpu-small-96`` / ``cpu-small-128`` (ResNet-18, R=2, C=2, L=3, B=2: 56 crops/step),
+``lite0-96`` / ``lite0-128`` / ``lite0-224`` (EfficientNet-Lite0, the same groups) and
+``paper-b1`` (ResNet-50 at 224, R=3, C=4, L=5, B=1: 126 crops/step); with ``--device cuda``
+also ``paper`` (B=2: 252 crops/step). ``--channels-last`` and ``--freeze N`` (stages kept
+frozen, stem = 1) are the model switches of the same names.
 
-    python bench/train_step.py [--threads 2] [--amp auto|off|bf16|fp16] [--device cpu|cuda]
+    python bench/train_step.py [--threads 2] [--amp auto|off|bf16|fp16] [--device cpu|cuda] \
+        [--channels-last] [--freeze 2] [--shapes lite0-96 lite0-128]
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from shamisa_core.training.config import TrainConfig  # noqa: E402
 SHAPES: dict[str, tuple[str, int, int, int, int, int]] = {
     "cpu-small-96": ("resnet18", 96, 2, 2, 3, 2),
     "cpu-small-128": ("resnet18", 128, 2, 2, 3, 2),
+    "lite0-96": ("efficientnet_lite0", 96, 2, 2, 3, 2),
+    "lite0-128": ("efficientnet_lite0", 128, 2, 2, 3, 2),
+    "lite0-224": ("efficientnet_lite0", 224, 2, 2, 3, 2),
     "paper-b1": ("resnet50", 224, 3, 4, 5, 1),
     "paper": ("resnet50", 224, 3, 4, 5, 2),
 }
@@ -58,11 +64,13 @@ def synthetic_batch(R: int, C: int, L: int, B: int, P: int, device: torch.device
     return ref.to(device), dist.to(device), meta
 
 
-def bench_shape(name: str, amp: str, device: torch.device, warmup: int, steps: int) -> dict:
+def bench_shape(name: str, amp: str, device: torch.device, warmup: int, steps: int,
+                channels_last: bool = False, freeze: int = 0) -> dict:
     """Median step time of one shape; the objective's share is timed by wrapping it."""
     arch, P, R, C, L, B = SHAPES[name]
     torch.manual_seed(0)
-    model = build_model(ModelConfig(arch=arch, init="random")).to(device).train()
+    mcfg = ModelConfig(arch=arch, init="random", channels_last=channels_last, freeze_stages=freeze)
+    model = build_model(mcfg).to(device).train()
     tc = TrainConfig(amp=amp)
     dtype = loop.amp_dtype(amp, device)
     step_fn = loop.TrainStep(model, GraphConfig(), LossConfig(), dtype)
@@ -102,7 +110,8 @@ def bench_shape(name: str, amp: str, device: torch.device, warmup: int, steps: i
         loop.compute_objective = real
     crops = B * 2 * R * (1 + C * L)
     step_s = statistics.median(step_times)
-    return {"arch": arch, "patch": P, "crops_per_step": crops, "crops_per_s": round(crops / step_s, 2),
+    return {"arch": arch, "patch": P, "channels_last": channels_last, "freeze_stages": freeze,
+            "crops_per_step": crops, "crops_per_s": round(crops / step_s, 2),
             "step_s": round(step_s, 4), "graph_loss_share": round(statistics.median(shares), 4),
             "cpu_s_per_step": round(statistics.median(cpu_times), 4)}
 
@@ -116,6 +125,8 @@ def main() -> None:
     p.add_argument("--shapes", nargs="*", help=f"subset of {list(SHAPES)}")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--freeze", type=int, default=0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -127,7 +138,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "amp": args.amp,
         "autocast_dtype": str(dtype).replace("torch.", "") if dtype else "float32",
-        "shapes": {n: bench_shape(n, args.amp, device, args.warmup, args.steps) for n in names},
+        "shapes": {n: bench_shape(n, args.amp, device, args.warmup, args.steps, args.channels_last, args.freeze)
+                   for n in names},
     }
     print(json.dumps(result, indent=1))
 

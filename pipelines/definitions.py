@@ -14,6 +14,7 @@ from assets.corpus import corpus_manifest, corpus_rules, corpus_shards, pristine
 from assets.evaluation import EVALUATION_ASSETS
 from assets.training import encoder
 from pipelines.eval_resources import eval_resources
+from pipelines.executors import build_executor
 from pipelines.jobs import benchmark_partition_job, benchmark_refresh_job
 from pipelines.resources import default_resources
 from pipelines.schedules import benchmark_refresh
@@ -26,4 +27,5 @@ defs = Definitions(
     schedules=[benchmark_refresh],
     sensors=[new_dataset_root],
     resources={**default_resources(), **eval_resources()},
+    executor=build_executor(),  # SHAMISA_EXECUTOR: multiprocess (default), in_process, k8s, celery
 )

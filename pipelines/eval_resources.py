@@ -9,7 +9,8 @@ Environment (read here only, never inside ``shamisa_core``):
   trained one, ``<outputs>/models/latest/encoder.pt``);
 * ``SHAMISA_PROXY_REFS``, ``SHAMISA_PROXY_TYPES`` (comma-separated engine keys or ``all``),
   ``SHAMISA_PROXY_LEVELS`` (comma-separated t in [0, 4]): the proxy benchmark's size;
-* ``SHAMISA_EVAL_CROP``: crop size (default: the encoder's training patch size).
+* ``SHAMISA_EVAL_CROP``: crop size (default: the encoder's training patch size);
+* ``SHAMISA_EVAL_FR``: ``1`` to run the full-reference protocol (``full_reference_table``).
 """
 
 from __future__ import annotations
@@ -34,21 +35,23 @@ class DatasetRoots(ConfigurableResource):
 
     config_dir: str = str(DEFAULT_DATASETS_DIR)
 
-    def scan(self):  # noqa: ANN201 - shamisa_core.evaluation.benchmark.RootsScan
-        """The configured roots and the unusable files (``benchmark.scan_dataset_roots``)."""
-        from shamisa_core.evaluation.benchmark import scan_dataset_roots
+    def scan(self):  # noqa: ANN201 - shamisa_core.evaluation.roots.RootsScan
+        """The configured roots and the unusable files (``roots.scan_dataset_roots``)."""
+        from shamisa_core.evaluation.roots import scan_dataset_roots
 
         return scan_dataset_roots(self.config_dir)
 
+    def roots(self) -> dict[str, str | None]:
+        """The proxy plus every configured root (``roots.benchmark_roots``)."""
+        from shamisa_core.evaluation.roots import benchmark_roots
+
+        return benchmark_roots(self.scan())
+
     def root_of(self, name: str) -> str | None:
         """The root of dataset ``name`` (None for an unconfigured proxy); KeyError otherwise."""
-        from shamisa_core.evaluation.benchmark import PROXY
-
-        roots = self.scan().roots
+        roots = self.roots()
         if name in roots:
-            return str(roots[name].root)
-        if name == PROXY:
-            return None
+            return roots[name]
         raise KeyError(f"dataset {name!r} has no root in {self.config_dir} "
                        f"(add {name}.yaml with `root: /path`)")
 
@@ -72,7 +75,10 @@ class MlflowTracking(ConfigurableResource):
 
 
 class EvaluationSettings(ConfigurableResource):
-    """What to evaluate and how: encoder, crop size, proxy size, cross, registration."""
+    """What to evaluate and how: encoder, crop size, proxy size, cross, FR, registration.
+
+    ``fr`` turns on the full-reference protocol (§7.8) in the ``full_reference_table`` asset
+    (``SHAMISA_EVAL_FR=1``); it then also feeds ``evaluation_table``."""
 
     encoder: str = ""
     crop_size: int = 0
@@ -81,6 +87,7 @@ class EvaluationSettings(ConfigurableResource):
     proxy_levels: list[float] = []
     seed: int = 27
     cross: bool = True
+    fr: bool = False
     register_model: bool = True
 
     def encoder_uri(self, models_dir: Path) -> str:
@@ -88,19 +95,10 @@ class EvaluationSettings(ConfigurableResource):
         return self.encoder or str(models_dir / "latest" / "encoder.pt")
 
     def proxy_spec(self):  # noqa: ANN201 - shamisa_core.evaluation.proxy.ProxySpec
-        """The proxy spec: ``benchmark.DEFAULT_PROXY_SPEC`` with the fields set here."""
-        import dataclasses
+        """The proxy spec: ``prepared.DEFAULT_PROXY_SPEC`` with the fields set here."""
+        from shamisa_core.evaluation.prepared import proxy_spec_with
 
-        from shamisa_core.evaluation.benchmark import DEFAULT_PROXY_SPEC
-
-        spec = DEFAULT_PROXY_SPEC
-        if self.proxy_refs:
-            spec = dataclasses.replace(spec, n_refs=int(self.proxy_refs))
-        if self.proxy_types:
-            spec = dataclasses.replace(spec, types=tuple(self.proxy_types))
-        if self.proxy_levels:
-            spec = dataclasses.replace(spec, levels=tuple(float(v) for v in self.proxy_levels))
-        return spec
+        return proxy_spec_with(self.proxy_refs, self.proxy_types, self.proxy_levels)
 
 
 def _env_list(name: str) -> list[str]:
@@ -122,5 +120,6 @@ def eval_resources() -> dict[str, object]:
             proxy_refs=int(os.environ.get("SHAMISA_PROXY_REFS", "0") or 0),
             proxy_types=_env_list("SHAMISA_PROXY_TYPES"),
             proxy_levels=[float(v) for v in _env_list("SHAMISA_PROXY_LEVELS")],
+            fr=os.environ.get("SHAMISA_EVAL_FR", "").strip().lower() in ("1", "true", "yes"),
         ),
     }

@@ -33,8 +33,7 @@ def refresh_champion(context: OpExecutionContext, dataset_roots: DatasetRoots,
     from shamisa_core.evaluation.mlflow_eval import refresh_champion as refresh
 
     scan = dataset_roots.scan()
-    datasets: dict[str, str | None] = {bm.PROXY: None}
-    datasets.update({n: str(r.root) for n, r in scan.roots.items()})
+    datasets = dataset_roots.roots()
     for path, problem in scan.problems:
         context.log.warning(f"{path}: {problem}")
     record = refresh(datasets, mlflow_dir=mlflow_tracking.path, cache_dir=paths.eval_dir(),

@@ -46,7 +46,10 @@ def main() -> int:
     outputs = Path(os.environ.get("SHAMISA_OUTPUTS", REPO_ROOT / "outputs"))
     table = outputs / "evaluation" / "evaluation_table.txt"
     if table.exists():
-        print("\nProxy benchmark (pseudo-MOS, not human scores): trained encoder vs untrained twin")
+        cfg = env_config()
+        print(f"\nProxy benchmark (pseudo-MOS, not human scores; references never trained on): profile "
+              f"{cfg.profile}, {cfg.model.arch} init={cfg.model.init}, training seed {cfg.train.seed}, "
+              f"corpus seed {cfg.corpus.seed}. One run: see README 'Quality over seeds' for the spread.")
         print(table.read_text())
     return 0
 

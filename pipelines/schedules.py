@@ -29,9 +29,9 @@ def benchmark_refresh(context: ScheduleEvaluationContext, mlflow_tracking: Mlflo
 
     from shamisa_core.evaluation.mlflow_eval import current_champion
 
-    if not (mlflow_tracking.path / "mlflow.db").is_file():
-        return SkipReason(f"no MLflow store at {mlflow_tracking.path}; nothing to refresh")
     uri = mlflow_tracking.uri()
+    if uri.startswith("sqlite:") and not (mlflow_tracking.path / "mlflow.db").is_file():
+        return SkipReason(f"no MLflow store at {mlflow_tracking.path}; nothing to refresh")
     champion = current_champion(MlflowClient(uri, uri))
     if champion is None:
         return SkipReason("no champion shamisa-iqa version registered yet; nothing to refresh")

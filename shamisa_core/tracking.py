@@ -22,11 +22,16 @@ IQA_MODEL_NAME = "shamisa-iqa"
 CHAMPION_ALIAS = "champion"
 
 
+#: A database URI (e.g. ``postgresql://user:pw@host:5432/db``) that replaces the SQLite file
+#: as the backend store (runs, registry); artefacts stay under the store folder.
+BACKEND_ENV = "SHAMISA_MLFLOW_BACKEND_URI"
+
+
 def tracking_uri(mlflow_dir: Path) -> str:
-    """The SQLite tracking URI for a folder."""
+    """The tracking URI for a folder: ``$SHAMISA_MLFLOW_BACKEND_URI`` if set, else its SQLite file."""
     mlflow_dir = Path(mlflow_dir).resolve()
     mlflow_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+    return os.environ.get(BACKEND_ENV) or f"sqlite:///{mlflow_dir / 'mlflow.db'}"
 
 
 def setup(mlflow_dir: Path, experiment: str) -> str:

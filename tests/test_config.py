@@ -20,8 +20,14 @@ def test_paper_profile_is_a0():
 def test_cpu_small_profile():
     cfg = load_profile("cpu-small")
     assert (cfg.group.patch_size, cfg.group.n_refs, cfg.group.n_comps, cfg.group.n_levels) == (96, 2, 2, 3)
-    assert cfg.model.arch == "resnet18" and cfg.model.init == "random"
+    assert cfg.model.arch == "efficientnet_lite0" and cfg.model.init == "imagenet"
     assert cfg.group.crops_per_group * cfg.train.batch_size == 56
+
+
+def test_cpu_resnet18_profile_keeps_the_previous_default():
+    cfg = load_profile("cpu-resnet18")
+    assert cfg.model.arch == "resnet18" and cfg.model.init == "random"
+    assert cfg.ablation == "B7" and cfg.model.projector_input == "f" and cfg.train.lr == 0.01
 
 
 def test_overrides_are_typed_and_validated():

@@ -39,12 +39,20 @@ def test_encoder_asset_trains_with_workers_and_registers(tmp_path: Path, pristin
                              instance=instance, selection=[encoder])
         assert result.success
         mat = result.asset_materializations_for_node("encoder")[0]
+        checks = result.get_asset_check_evaluations()
     meta = mat.metadata
     assert meta["steps"].value == 2
     assert meta["mlflow_model_version"].value == "1"
     assert "data:image/png;base64," in meta["loss_curve"].value
     latest = tmp_path / "out" / "models" / "latest"
     assert (latest / "encoder.pt").is_file() and (latest / "train_log.jsonl").is_file()
+    # the collapse guard ran as an asset check and agrees with the health stored in encoder.pt
+    import torch
+
+    health = torch.load(latest / "encoder.pt", map_location="cpu", weights_only=True)["health"]
+    assert [c.check_name for c in checks] == ["representation_alive"]
+    assert checks[0].passed == health["passed"]
+    assert checks[0].metadata["h_effective_rank"].value == round(health["h_erank"], 3)
     uri = tracking_uri(tmp_path / "mlflow")
     client = MlflowClient(uri, uri)
     versions = client.search_model_versions(f"name='{ENCODER_MODEL_NAME}'")

@@ -35,7 +35,7 @@ def test_result_schema(tiny):
     assert bm.dataset_names(r) == ["proxy", "kadid10k"]
     for name in ("proxy", "kadid10k"):
         assert STANDARD_KEYS <= set(r[name])
-        assert STANDARD_KEYS <= set(r["baseline"][name])
+        assert STANDARD_KEYS <= set(r["twins"]["random_twin"][name])
         assert len(r[name]["srcc_splits"]) == 10 and r[name]["n_splits"] == 10
         assert np.isfinite(r[name]["srcc"]) and -1 <= r[name]["srcc"] <= 1
         assert np.isclose(np.logspace(-3, 3, 100), r[name]["alpha"]).any()
@@ -46,25 +46,33 @@ def test_result_schema(tiny):
     assert set(r["proxy"]["per_type"]) == {"gaublur", "whitenoise"}
     meta = r["meta"]
     assert meta["schema"] == bm.SCHEMA and meta["crop_size"] == 32  # the encoder's patch size
-    assert meta["encoder"]["fingerprint"] != meta["baseline_encoder"]["fingerprint"]
-    assert meta["baseline_encoder"]["seed"] == 27 and meta["baseline_encoder"]["init"] == "random"
+    # a random-init encoder: its init twin is its random twin, reported once
+    assert list(r["twins"]) == ["random_twin"] and list(meta["twins"]) == ["random_twin"]
+    twin = meta["twins"]["random_twin"]
+    assert meta["encoder"]["fingerprint"] != twin["fingerprint"]
+    assert twin["seed"] == 27 and twin["init"] == "random" and "= init twin" in twin["label"]
     json.dumps(r)  # JSON-ready (no NaN objects, no numpy types)
 
 
 def test_cross_dataset_on_two_tiny_sets(tiny):
     r = tiny["result"]
-    for section in (r["cross"], r["baseline"]["cross"]):
+    for owner in (r, r["twins"]["random_twin"]):
+        section = owner["cross"]
         assert set(section) == {"proxy", "kadid10k"}
         for src, targets in section.items():
-            assert set(targets) == {"proxy", "kadid10k"}
+            assert set(targets) == {"proxy", "kadid10k"} - {src}  # no train-on-test diagonal
             for tgt, e in targets.items():
                 assert {"srcc", "plcc", "srcc_splits", "plcc_splits", "alpha"} <= set(e)
                 assert len(e["srcc_splits"]) == 10
-                assert e["same_dataset"] == (src == tgt)
-                assert e["alpha"] == r[src]["alpha"] if section is r["cross"] else True
+                assert not e["same_dataset"]
+                assert e["alpha"] == owner[src]["alpha"]  # the source's own standard alpha
                 assert e["n_images"] == r[tgt]["n_images"]
     mat = bm.cross_matrix(r)
     assert mat.shape == (2, 2) and mat.loc["proxy", "kadid10k"] == r["cross"]["proxy"]["kadid10k"]["srcc"]
+    # the diagonal is the standard protocol's value, marked in the printed table
+    assert mat.loc["kadid10k", "kadid10k"] == r["kadid10k"]["srcc"]
+    assert np.isnan(bm.cross_matrix(r, diagonal=False).loc["proxy", "proxy"])
+    assert "standard protocol" in bm.format_table(r)
     assert set(r["fr"]) == {"proxy", "kadid10k"} and r["fr"]["proxy"]["mode"] == "fr"
 
 
@@ -79,12 +87,13 @@ def test_cache_splits_and_determinism(tiny):
     again = bm.evaluate_encoder(tiny["enc"], {"kadid10k": tiny["b"]}, cross=False,
                                 cache_dir=tiny["root"] / "cache")
     assert again["kadid10k"]["features"]["cache_hit"]
-    assert again["baseline"]["kadid10k"]["features"]["cache_hit"]
+    assert again["twins"]["random_twin"]["kadid10k"]["features"]["cache_hit"]
     assert again["kadid10k"]["srcc_splits"] == r["kadid10k"]["srcc_splits"]
-    assert again["baseline"]["kadid10k"]["srcc"] == r["baseline"]["kadid10k"]["srcc"]
-    other = bm.evaluate_encoder(tiny["enc"], {"kadid10k": tiny["b"]}, baseline=False,
+    assert (again["twins"]["random_twin"]["kadid10k"]["srcc"]
+            == r["twins"]["random_twin"]["kadid10k"]["srcc"])
+    other = bm.evaluate_encoder(tiny["enc"], {"kadid10k": tiny["b"]}, twins=False,
                                 crop_size=24, cache_dir=tiny["root"] / "cache")
-    assert "baseline" not in other and not other["kadid10k"]["features"]["cache_hit"]
+    assert "twins" not in other and not other["kadid10k"]["features"]["cache_hit"]
     assert other["kadid10k"]["features"]["shape"] == [22, 5, 1024]
     assert other["meta"]["crop_size"] == 24
 
@@ -107,6 +116,33 @@ def test_untrained_twin_is_the_training_start():
     assert twin.fingerprint != bm.untrained_twin(trained, 6).fingerprint
     assert bm.training_seed({"config": {"train": {"seed": 11}}}, 27) == 11
     assert bm.training_seed({}, 27) == 27
+
+
+def test_init_twin_of_an_imagenet_encoder(tmp_path):
+    """init=imagenet: the init twin is the ImageNet backbone itself, the random twin differs;
+    both are built from the ModelConfig (any arch build_backbone knows)."""
+    import torchvision
+
+    from shamisa_core.models import ModelConfig, build_backbone
+
+    weights = tmp_path / "resnet18-imagenet.pth"
+    torch.manual_seed(123)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    cfg = {"arch": "resnet18", "init": "imagenet", "weights_path": str(weights), "n_branches": 0}
+    trained = bm.EncoderHandle("trained", torch.nn.Identity(),
+                               {"model_config": cfg, "patch_size": 32}, "x", "x")
+    twins = bm.make_twins(trained, 5)
+    assert [t.role for t in twins] == ["init_twin", "random_twin"]
+    assert twins[0].label == "init twin (imagenet)" and twins[1].label == "random twin"
+    ref = build_backbone(ModelConfig(**cfg)).state_dict()
+    for k, v in twins[0].module.backbone.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    assert twins[0].fingerprint != twins[1].fingerprint
+    assert twins[1].to_json()["init"] == "random" and twins[0].to_json()["init"] == "imagenet"
+    # a random-init encoder has one twin only
+    rand = bm.EncoderHandle("trained", torch.nn.Identity(),
+                            {"model_config": {**cfg, "init": "random"}, "patch_size": 32}, "x", "x")
+    assert [t.role for t in bm.make_twins(rand, 5)] == ["random_twin"]
 
 
 def test_scan_dataset_roots(tmp_path):
@@ -170,12 +206,14 @@ def test_fit_regressor_matches_sklearn_and_flips_dmos(tmp_path):
 def test_tables(tiny):
     r = tiny["result"]
     text = bm.format_table(r)
-    assert "base SRCC" in text and "proxy" in text and "kadid10k" in text and "cross" in text
+    assert "random twin" in text and "proxy" in text and "kadid10k" in text and "cross" in text
     frame = bm.summary_frame(r)
     assert list(frame["dataset"]) == ["proxy", "kadid10k"]
+    gain = frame["srcc"] - frame["random_twin_srcc"]
+    np.testing.assert_allclose(frame["gain_vs_random_twin"], gain)
     md = bm.markdown_table(frame)
     assert md.startswith("| dataset | srcc |") and md.count("\n") == 3
-    assert len(bm.cross_frame(r)) == 4
+    assert len(bm.cross_frame(r)) == 2  # ordered pairs of distinct datasets
     assert bm.primary_dataset(["proxy", "kadid10k"]) == "kadid10k"
     assert bm.primary_dataset(["proxy"]) == "proxy"
 
@@ -200,3 +238,24 @@ def test_load_model_from_folder_and_score(tiny, tmp_path):
     assert s.shape == (4,) and np.isnan(s[2]) and np.isfinite(s[[0, 1, 3]]).all()
     assert s[0] == pytest.approx(s[1])  # path and array of the same image
     assert np.isnan(score(model, [str(tmp_path / "missing.png")])).all()
+
+
+def test_pictures(tiny, tmp_path):
+    from shamisa_core.evaluation.pictures import make_pictures, markdown_images, tables_from_meta
+    from shamisa_core.training.report import diagnostics_png
+
+    r = tiny["result"]
+    assert len(r["kadid10k"]["test_points"]["prediction"]) == r["kadid10k"]["splits"][0]["n_test"]
+    tables = tables_from_meta(r)
+    assert set(tables) == {"proxy", "kadid10k"}
+    pics = make_pictures(r, tmp_path / "pics", tables)
+    assert set(pics) == {"per_type_srcc", "scatter_proxy", "scatter_kadid10k", "tsne_proxy",
+                         "tsne_kadid10k"}
+    for path in pics.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    assert markdown_images(pics).count("data:image/png;base64,") == 5
+    rows = [{"step": s, "loss": 1.0 / (s + 1), "loss/L_var": 0.5, "loss/L_inv": 0.1 * s,
+             "h/erank": 3.0 + s, "z/std_mean": 0.5, "z/std_min": 0.1} for s in range(5)]
+    png = diagnostics_png(rows, tmp_path / "diag.png")
+    assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
+    assert diagnostics_png([], tmp_path / "none.png") is None

@@ -31,9 +31,9 @@ def test_evaluate_prints_table_and_writes_json(setup, capsys):
                "--json", str(out), "--cache-dir", str(root / "cache"), "--quiet"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "SRCC" in text and "base SRCC" in text and "proxy" in text
+    assert "SRCC" in text and "random twin (= init twin) SRCC" in text and "proxy" in text
     data = json.loads(out.read_text())
-    assert REQUIRED <= set(data["proxy"]) and REQUIRED <= set(data["baseline"]["proxy"])
+    assert REQUIRED <= set(data["proxy"]) and REQUIRED <= set(data["twins"]["random_twin"]["proxy"])
     assert data["proxy"]["n_images"] == 24 and data["proxy"]["n_missing"] == 0
     assert len(data["proxy"]["srcc_splits"]) == 10
     assert data["meta"]["crop_size"] == 32 and "cross" not in data
@@ -42,12 +42,14 @@ def test_evaluate_prints_table_and_writes_json(setup, capsys):
     # --cross, --no-baseline and --crop-size; the features of crop 32 come from the cache
     out2 = root / "out" / "cross.json"
     rc = main(["evaluate", "--encoder", str(enc.parent), "--dataset", f"proxy={proxy}",
+               "--dataset", f"kadid10k={proxy}",
                "--cross", "--no-baseline", "--json", str(out2),
                "--cache-dir", str(root / "cache"), "--quiet"])
     assert rc == 0
     data2 = json.loads(out2.read_text())
-    assert "baseline" not in data2 and data2["proxy"]["features"]["cache_hit"]
-    assert REQUIRED <= set(data2["cross"]["proxy"]["proxy"])
+    assert "twins" not in data2 and data2["proxy"]["features"]["cache_hit"]
+    assert REQUIRED <= set(data2["cross"]["proxy"]["kadid10k"])
+    assert "proxy" not in data2["cross"]["proxy"]  # the diagonal is the standard protocol
     assert data2["proxy"]["srcc"] == data["proxy"]["srcc"]
     assert "cross-dataset SRCC" in capsys.readouterr().out
 
@@ -90,7 +92,7 @@ def test_parse_datasets_and_names():
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "shamisa_core.cli", "evaluate", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    for flag in ("--encoder", "--dataset", "--cross", "--fr", "--json", "--no-baseline",
+    for flag in ("--encoder", "--dataset", "--cross", "--fr", "--json", "--no-twins",
                  "--crop-size"):
         assert flag in out
 

@@ -24,6 +24,7 @@ from assets.evaluation import (
     benchmark_features,
     cross_dataset_table,
     evaluation_table,
+    full_reference_table,
     quality_regressors,
 )
 from pipelines.eval_resources import DatasetRoots, EvaluationSettings, MlflowTracking
@@ -37,7 +38,8 @@ def test_definitions_load_schedule_sensor_jobs():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"encoder", "benchmark_catalog", "benchmark_datasets", "benchmark_features",
-            "quality_regressors", "evaluation_table", "cross_dataset_table"} <= keys
+            "quality_regressors", "evaluation_table", "cross_dataset_table",
+            "full_reference_table"} <= keys
     assert graph.get(AssetKey("benchmark_features")).parent_keys == {
         AssetKey("benchmark_datasets"), AssetKey("encoder")}
     assert AssetKey("cross_dataset_table") in graph.get(AssetKey("evaluation_table")).parent_keys
@@ -117,22 +119,30 @@ def test_evaluation_assets_materialize(tmp_path):
         assert feats["benchmark_datasets"]["n_images"].value == 24
         assert "computed" in feats["benchmark_features"]["features"].value
         r = materialize([benchmark_features, quality_regressors, cross_dataset_table,
-                         evaluation_table], resources=res, instance=instance,
-                        selection=[quality_regressors, cross_dataset_table, evaluation_table])
+                         full_reference_table, evaluation_table], resources=res,
+                        instance=instance, selection=[quality_regressors, cross_dataset_table,
+                                                      full_reference_table, evaluation_table])
         assert r.success
         meta = {e.asset_key.to_user_string(): e.materialization.metadata
                 for e in r.get_asset_materialization_events()}
     table = meta["evaluation_table"]
-    assert "| proxy |" in table["table"].value and "baseline_srcc" in table["table"].value
+    assert "| proxy |" in table["table"].value and "random_twin_srcc" in table["table"].value
+    assert "gain_vs_random_twin" in table["table"].value
     assert table["champion_moved"].value is True and table["model_version"].value == "1"
     assert "no champion yet" in table["champion_reason"].value
     assert "| proxy |" in meta["cross_dataset_table"]["srcc"].value
     assert "| proxy |" in meta["quality_regressors"]["regressors"].value
     text = Path(table["table_text"].value).read_text()
-    assert "base SRCC" in text and "proxy" in text
+    assert "random twin" in text and "proxy" in text
     result = json.loads(Path(table["results"].value).read_text())
     assert result["meta"]["encoder"]["fingerprint"] == table["encoder_fingerprint"].value
-    assert "cross" in result and "baseline" in result
+    assert "cross" in result and list(result["twins"]) == ["random_twin"]
+    assert table["pictures"].value.count("data:image/png;base64,") >= 3  # bars, scatter, t-SNE
+    assert Path(table["picture_tsne_proxy"].value).is_file()
+    client = __import__("mlflow").tracking.MlflowClient(table["mlflow_tracking_uri"].value)
+    pics = {a.path for a in client.list_artifacts(table["mlflow_run_id"].value, "pictures")}
+    assert "pictures/per_type_srcc.png" in pics and "pictures/tsne_proxy.png" in pics
+    assert meta["full_reference_table"]["fr"].value.startswith("disabled")
     assert Path(result["proxy"]["regressor"]).is_file() and enc.is_file()
 
 

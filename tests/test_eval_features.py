@@ -11,23 +11,25 @@ import torch
 import torchvision
 from PIL import Image
 
-from shamisa_core.evaluation.features import (
-    N_CROPS,
-    FeatureConfig,
+from shamisa_core.evaluation.cache import (
     cache_path,
     cached_features,
     encoder_fingerprint,
+    feature_cache_key,
+    load_cached_features,
+    save_cached_features,
+)
+from shamisa_core.evaluation.features import (
+    N_CROPS,
+    FeatureConfig,
     extract_features,
     extract_reference_features,
-    feature_cache_key,
     five_crop_boxes,
     five_crops,
     image_crops,
-    load_cached_features,
     normalise,
     reflect_pad_to,
     resize_short_side,
-    save_cached_features,
 )
 
 P = 32

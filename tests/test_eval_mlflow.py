@@ -12,12 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from _eval_helpers import fresh_mlflow_dir, make_encoder, make_kadid_like
 from shamisa_core.evaluation import benchmark as bm
-from shamisa_core.evaluation.mlflow_eval import (
-    decide_champion,
-    log_evaluation,
-    refresh_champion,
-    result_scores,
-)
+from shamisa_core.evaluation.mlflow_eval import evaluation_metrics, log_evaluation, refresh_champion
+from shamisa_core.serving.champion import decide_champion
+from shamisa_core.serving.registry import result_scores
 from shamisa_core.tracking import CHAMPION_ALIAS, IQA_MODEL_NAME
 
 def test_champion_rule_pure():
@@ -44,6 +41,7 @@ def evaluated(tmp_path_factory):
     data = make_kadid_like(root / "proxy", proxy_columns=True, seed=4, levels=(1, 3))
     enc = make_encoder(root / "enc" / "encoder.pt", seed=2)
     result = bm.evaluate_encoder(enc, {"proxy": data}, cross=True, cache_dir=root / "cache")
+    assert "cross" not in result  # one dataset: no pair of distinct datasets
     store = fresh_mlflow_dir(root / "mlflow")
     return {"root": root, "data": data, "enc": enc, "result": result, "store": store}
 
@@ -58,11 +56,14 @@ def test_runs_tables_metrics_and_champion_moves_only_on_improvement(evaluated):
     client = MlflowClient(first.tracking_uri, first.tracking_uri)
     parent = client.get_run(first.parent_run_id)
     assert parent.data.metrics["srcc/proxy"] == pytest.approx(result["proxy"]["srcc"])
-    for key in ("plcc/proxy", "baseline_srcc/proxy", "baseline_plcc/proxy", "mean_srcc",
-                "cross_srcc/proxy_to_proxy"):
+    for key in ("plcc/proxy", "random_twin_srcc/proxy", "random_twin_plcc/proxy", "mean_srcc",
+                "random_twin_mean_srcc", "gain_vs_random_twin/proxy"):
         assert key in parent.data.metrics, key
+    assert parent.data.metrics["gain_vs_random_twin/proxy"] == pytest.approx(
+        result["proxy"]["srcc"] - result["twins"]["random_twin"]["proxy"]["srcc"])
+    assert parent.data.tags["shamisa.init"] == "random" and parent.data.tags["shamisa.arch"] == "resnet18"
     artifacts = {a.path for a in client.list_artifacts(first.parent_run_id)}
-    assert {"evaluation_table.json", "cross_dataset_table.json", "evaluation.json"} <= artifacts
+    assert {"evaluation_table.json", "evaluation.json"} <= artifacts
     nested = client.search_runs([parent.info.experiment_id],
                                 f"tags.mlflow.parentRunId = '{first.parent_run_id}'")
     assert [r.data.tags["shamisa.dataset"] for r in nested] == ["proxy"]
@@ -79,8 +80,7 @@ def test_runs_tables_metrics_and_champion_moves_only_on_improvement(evaluated):
 
     other = copy.deepcopy(result)
     other["kadid10k"] = other.pop("proxy")
-    other.pop("cross")
-    other["baseline"] = {"kadid10k": other["baseline"]["proxy"]}
+    other["twins"] = {"random_twin": {"kadid10k": other["twins"]["random_twin"]["proxy"]}}
     disjoint = log_evaluation(_with_srcc(other, 0.99, "kadid10k"), mlflow_dir=store,
                               regressor_path=result["proxy"]["regressor"])
     assert not disjoint.decision.moved and "no dataset in common" in disjoint.decision.reason
@@ -89,6 +89,21 @@ def test_runs_tables_metrics_and_champion_moves_only_on_improvement(evaluated):
     assert better.decision.moved and better.model_version == "4"
     assert str(client.get_model_version_by_alias(IQA_MODEL_NAME, CHAMPION_ALIAS).version) == "4"
     assert better.decision.old_version == "1"
+
+def test_cross_and_twin_metrics_names():
+    entry = {"srcc": 0.5, "plcc": 0.4, "dataset_version": "v"}
+    result = {"a": dict(entry), "b": dict(entry, srcc=0.7),
+              "cross": {"a": {"b": {"srcc": 0.3, "plcc": 0.2}}, "b": {"a": {"srcc": 0.1}}},
+              "twins": {"init_twin": {"a": {"srcc": 0.4}, "b": {"srcc": 0.2}},
+                        "random_twin": {"a": {"srcc": 0.1}, "b": {"srcc": 0.0},
+                                        "cross": {"a": {"b": {"srcc": 0.05}}}}},
+              "meta": {}}
+    m = evaluation_metrics(result)
+    assert m["cross_srcc/a_to_b"] == 0.3 and m["random_twin_cross_srcc/a_to_b"] == 0.05
+    assert "cross_srcc/a_to_a" not in m
+    assert m["gain_vs_init_twin/b"] == pytest.approx(0.5) and m["init_twin_srcc/a"] == 0.4
+    assert m["gain_vs_random_twin/mean"] == pytest.approx(0.6 - 0.05)
+
 
 def test_pyfunc_scores_higher_is_better(evaluated, tmp_path):
     import mlflow

@@ -1,7 +1,7 @@
-"""``shamisa evaluate``: benchmark an encoder (and its untrained twin) on IQA datasets.
+"""``shamisa evaluate``: benchmark an encoder (and its twins) on IQA datasets.
 
     shamisa evaluate --encoder PATH|URI --dataset NAME=ROOT [--dataset ...] [--cross] [--fr]
-                     [--json OUT] [--no-baseline] [--crop-size N]
+                     [--json OUT] [--no-twins] [--crop-size N]
 
 ``NAME`` is one of live, csiq, tid2013, kadid10k, koniq10k, clive, spaq, flive, proxy; ``proxy``
 takes no root (``--dataset proxy`` or ``proxy=default``: the embedded pseudo-MOS benchmark,
@@ -9,8 +9,9 @@ built on first use) or a folder holding a built proxy. ``PATH`` is ``encoder.pt`
 folder) or an MLflow URI (``models:/shamisa-encoder/3``, ``models:/shamisa-iqa@champion``,
 ``runs:/<id>/...``) of the SQLite store ``--mlflow-dir`` (default ``outputs/mlflow``).
 
-Prints the table (trained vs baseline, SRCC/PLCC per dataset, METHOD.md §7.6 medians over
-splits); ``--json`` writes the full result (``benchmark.SCHEMA``) atomically.
+Prints the table (trained vs its init twin and random twin, SRCC/PLCC per dataset, METHOD.md
+§7.6 medians over splits, images that failed); ``--json`` writes the full result
+(``stages.SCHEMA``) atomically. The cross-dataset diagonal shows the standard protocol.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import os
 import sys
 from pathlib import Path
 
-from .datasets import LOADERS
+from .roots import DATASET_NAMES, PROXY, parse_dataset_args  # noqa: F401 (re-exported)
 
-PROXY = "proxy"
-DATASET_NAMES: tuple[str, ...] = (*LOADERS, PROXY)  # = benchmark.DATASET_NAMES, without torch
+parse_datasets = parse_dataset_args
 
 
 def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +40,9 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fr", action="store_true",
                    help="also the full-reference protocol on |h_ref - h_dist| (§7.8)")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON (atomically)")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="skip the untrained twin (random init, same architecture and seed)")
+    p.add_argument("--no-twins", "--no-baseline", dest="no_twins", action="store_true",
+                   help="skip the twins (init twin: the encoder's own init without SHAMISA "
+                        "training; random twin: random init; both with the training seed)")
     p.add_argument("--crop-size", type=int, metavar="N",
                    help="crop size (default: the encoder's training patch size)")
     p.add_argument("--cache-dir", default="outputs/evaluation",
@@ -60,62 +61,32 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="proxy: distortion types (engine keys; default: all 26)")
     p.add_argument("--proxy-levels", metavar="L1,L2,...",
                    help="proxy: severities t in [0, 4] (default: 0,1,2,3,4)")
+    p.add_argument("--plots", metavar="DIR",
+                   help="also draw the pictures (per-type SRCC bars vs twins, predicted vs "
+                        "true scatter, t-SNE of features) as PNG files in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-
-
-def parse_datasets(items: list[str]) -> dict[str, str | None]:
-    """``["kadid10k=/data/k", "proxy"]`` -> ``{"kadid10k": "/data/k", "proxy": None}``."""
-    out: dict[str, str | None] = {}
-    for item in items:
-        name, sep, root = item.partition("=")
-        name = name.strip().lower()
-        if name not in DATASET_NAMES:
-            raise ValueError(f"unknown dataset {name!r} in --dataset {item!r}; known: "
-                             f"{', '.join(DATASET_NAMES)}")
-        if name in out:
-            raise ValueError(f"dataset {name} given twice")
-        root = root.strip()
-        if name == PROXY:
-            out[name] = None if root in ("", "default") else root
-        elif not sep or not root:
-            raise ValueError(f"--dataset {name} needs a folder: --dataset {name}=/path/to/{name}")
-        else:
-            out[name] = root
-    return out
 
 
 def proxy_spec_from_args(args: argparse.Namespace):  # noqa: ANN201 - ProxySpec | None
     """The ``ProxySpec`` the ``--proxy-*`` options ask for (None: the benchmark default)."""
-    import dataclasses
-
-    from .benchmark import DEFAULT_PROXY_SPEC
+    from .prepared import proxy_spec_with
 
     if args.proxy_refs is None and args.proxy_types is None and args.proxy_levels is None:
         return None
-    spec = DEFAULT_PROXY_SPEC
-    if args.proxy_refs is not None:
-        spec = dataclasses.replace(spec, n_refs=int(args.proxy_refs))
-    if args.proxy_types:
-        from shamisa_core.distortions.registry import get_type
-
-        types = tuple(t.strip() for t in args.proxy_types.split(",") if t.strip())
-        for t in types:
-            get_type(t)  # KeyError names the known types
-        spec = dataclasses.replace(spec, types=types)
-    if args.proxy_levels:
-        levels = tuple(float(v) for v in args.proxy_levels.split(",") if v.strip())
-        if any(not 0.0 <= v <= 4.0 for v in levels):
-            raise ValueError(f"--proxy-levels must lie in [0, 4], got {levels}")
-        spec = dataclasses.replace(spec, levels=levels)
-    return spec
+    types = [t.strip() for t in (args.proxy_types or "").split(",") if t.strip()]
+    levels = [float(v) for v in (args.proxy_levels or "").split(",") if v.strip()]
+    return proxy_spec_with(args.proxy_refs, types, levels)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write the JSON; exit status 0."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from shamisa_core.scoring import is_mlflow_uri
+    from shamisa_core.artifacts import is_mlflow_uri
+    from shamisa_core.atomic import atomic_write_json
 
-    from .benchmark import DEFAULT_FEATURE_BATCH, evaluate_encoder, format_table, write_json_atomic
+    from .cache import DEFAULT_FEATURE_BATCH
+    from .report import format_table
+    from .stages import evaluate_encoder
 
     datasets = parse_datasets(args.dataset)
     if args.crop_size is not None and args.crop_size < 8:
@@ -134,7 +105,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     try:
         result = evaluate_encoder(
-            args.encoder, datasets, cross=args.cross, fr=args.fr, baseline=not args.no_baseline,
+            args.encoder, datasets, cross=args.cross, fr=args.fr, twins=not args.no_twins,
             cache_dir=Path(args.cache_dir), crop_size=args.crop_size, seed=args.seed,
             proxy_spec=proxy_spec_from_args(args), proxy_base=Path(args.proxy_dir),
             tracking_uri=tracking_uri,
@@ -143,6 +114,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot resolve {args.encoder}: {exc.message}") from None
     print(format_table(result))
     if args.json:
-        path = write_json_atomic(args.json, result)
+        path = atomic_write_json(args.json, result)
         print(f"wrote {path}", file=sys.stderr)
+    if args.plots:
+        from .pictures import make_pictures, tables_from_meta
+
+        made = make_pictures(result, args.plots, tables_from_meta(result))
+        print(f"wrote {len(made)} pictures to {args.plots}", file=sys.stderr)
     return 0

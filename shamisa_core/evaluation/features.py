@@ -9,15 +9,15 @@ never black-padded (DECISIONS 4). Crops are ImageNet-normalised and encoded in b
 crop ``k``'s feature is ``concat(h(full crop k), h(half crop k))``, giving an
 ``(n_images, 5, 2d)`` float64 array. Images that fail to load get NaN rows and are reported.
 
-A small disk cache stores feature arrays as ``.npy`` under a key made of the encoder hash,
-dataset version and crop size, written atomically.
+The same extraction serves the benchmarks (paths), :func:`shamisa_core.serving.score` (paths,
+arrays, PIL images) and the encoder pyfunc. The on-disk cache is ``evaluation.cache``; bump
+``FEATURE_CODE_VERSION`` whenever a change here changes the features, so cached ones are
+not reused.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +26,19 @@ import numpy as np
 import torch
 from PIL import Image
 
+from shamisa_core.corpus.reader import IMAGENET_MEAN, IMAGENET_STD
+
 from .datasets.base import DatasetInfo
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# Part of every feature cache key: change it when the crops, scales, normalisation or the
+# batching of this module change what comes out.
+FEATURE_CODE_VERSION = "features/2"
 CROP_NAMES: tuple[str, ...] = ("center", "top_left", "bottom_left", "top_right", "bottom_right")
 N_CROPS = len(CROP_NAMES)
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
+ImageInput = str | os.PathLike | np.ndarray | Image.Image
+LOAD_ERRORS = (OSError, ValueError, TypeError, SyntaxError, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,31 @@ def load_rgb(path: str | Path) -> Image.Image:
     from shamisa_core.imageio import read_rgb_image
 
     return read_rgb_image(path)
+
+
+def to_pil(image: ImageInput) -> Image.Image:
+    """A path, PIL image or HxWx3 (or HxW) uint8 array as an RGB PIL image.
+
+    Raises ``TypeError``/``ValueError`` naming what is wrong with an in-memory input, and the
+    loader's ``OSError`` for a file.
+    """
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.dtype != np.uint8:
+            raise TypeError(f"image arrays must be uint8, got {arr.dtype}")
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            raise ValueError(f"image arrays must be HxWx3, got shape {arr.shape}")
+        return Image.fromarray(np.ascontiguousarray(arr[:, :, :3]))
+    if not isinstance(image, (str, os.PathLike)):
+        raise TypeError(f"expected a path, a PIL image or a uint8 array, got {type(image).__name__}")
+    path = Path(os.fspath(image))
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    return load_rgb(path)
 
 
 def resize_short_side(img: Image.Image, side: int) -> Image.Image:
@@ -161,12 +191,22 @@ def _encode(encoder: Encoder, crops: np.ndarray, device: str) -> np.ndarray:
     return h.detach().to("cpu", torch.float64).numpy()
 
 
-def extract_features(paths: Sequence[str | Path], encoder: Encoder,
-                     config: FeatureConfig = FeatureConfig()) -> FeatureResult:
+def _label(image: ImageInput, i: int) -> str:
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    return f"<item {i}: {type(image).__name__}>"
+
+
+def extract_features(paths: Sequence[ImageInput], encoder: Encoder,
+                     config: FeatureConfig = FeatureConfig(), *,
+                     allow_empty: bool = False) -> FeatureResult:
     """Encode every image's 5 crops at 2 scales (§7.3) -> ``FeatureResult``.
 
-    Images that cannot be opened or decoded are named in ``failed`` with the reason, and their
-    rows are NaN. An ``nn.Module`` encoder is switched to eval mode for the call and restored.
+    ``paths`` holds file paths, or in-memory images (HxWx3 uint8 arrays, PIL images). Images
+    that cannot be opened or decoded are named in ``failed`` with the reason (arrays as
+    ``<item i: ndarray>``), and their rows are NaN. With no readable image at all this is an
+    error unless ``allow_empty`` (then the width comes from ``encoder.feature_dim``, else 1).
+    An ``nn.Module`` encoder is switched to eval mode for the call and restored.
     """
     module = encoder if isinstance(encoder, torch.nn.Module) else None
     was_training = bool(module.training) if module is not None else False
@@ -181,10 +221,10 @@ def extract_features(paths: Sequence[str | Path], encoder: Encoder,
             pending: list[tuple[int, np.ndarray]] = []
             for i, path in enumerate(paths):
                 try:
-                    full, half = image_crops(load_rgb(path), config.crop_size,
+                    full, half = image_crops(to_pil(path), config.crop_size,
                                              config.resize_short_side)
-                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-                    failed.append((str(path), f"{type(exc).__name__}: {exc}"))
+                except LOAD_ERRORS as exc:
+                    failed.append((_label(path, i), f"{type(exc).__name__}: {exc}"))
                     continue
                 pending.append((i, np.concatenate([full, half])))
                 if len(pending) >= per_batch:
@@ -197,7 +237,9 @@ def extract_features(paths: Sequence[str | Path], encoder: Encoder,
             module.train(was_training)
     n = len(paths)
     if dim is None:
-        raise ValueError(f"no image could be loaded ({len(failed)} failed), e.g. {failed[:1]}")
+        if not allow_empty:
+            raise ValueError(f"no image could be loaded ({len(failed)} failed), e.g. {failed[:1]}")
+        dim = int(getattr(encoder, "feature_dim", 0) or 0) or 1
     features = np.full((n, N_CROPS, 2 * dim), np.nan, dtype=np.float64)
     for i, row in rows.items():
         features[i] = row
@@ -216,80 +258,15 @@ def _flush(encoder: Encoder, pending: list[tuple[int, np.ndarray]],
 
 
 def extract_reference_features(reference_images: Sequence[str | Path], encoder: Encoder,
-                               config: FeatureConfig = FeatureConfig()) -> FeatureResult:
+                               config: FeatureConfig = FeatureConfig(), *,
+                               allow_empty: bool = False) -> FeatureResult:
     """Features of each row's reference image, encoding each distinct reference once (§7.8).
 
     ``reference_images`` is the table's ``reference_image`` column; the result has one row per
     entry, aligned with it.
     """
     unique = sorted(set(map(str, reference_images)))
-    result = extract_features(unique, encoder, config)
+    result = extract_features(unique, encoder, config, allow_empty=allow_empty)
     position = {p: k for k, p in enumerate(unique)}
     index = np.array([position[str(p)] for p in reference_images], dtype=np.int64)
     return FeatureResult(features=result.features[index], failed=result.failed)
-
-
-# ----------------------------------------------------------------------------------------------
-# Disk cache
-
-
-def encoder_fingerprint(module: torch.nn.Module) -> str:
-    """SHA-256 (16 hex digits) of a module's state dict (names, shapes, dtypes and values)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
-        t = tensor.detach().to("cpu").contiguous().reshape(-1)
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()[:16]
-
-
-def feature_cache_key(encoder_hash: str, dataset_version: str, crop_size: int,
-                      extra: str = "") -> str:
-    """Cache key: readable prefix + hash of (encoder hash, dataset version, crop size, extra)."""
-    digest = hashlib.sha256(f"{encoder_hash}|{dataset_version}|{crop_size}|{extra}".encode())
-    return f"p{crop_size}-{digest.hexdigest()[:20]}"
-
-
-def cache_path(cache_dir: str | Path, key: str) -> Path:
-    """Where features of ``key`` live."""
-    return Path(cache_dir) / f"{key}.npy"
-
-
-def save_cached_features(cache_dir: str | Path, key: str, features: np.ndarray) -> Path:
-    """Write features to ``cache_dir/key.npy`` atomically (temp file, then ``os.replace``)."""
-    target = cache_path(cache_dir, key)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy.tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.asarray(features, dtype=np.float64), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def load_cached_features(cache_dir: str | Path, key: str) -> np.ndarray | None:
-    """Cached features of ``key``, or None when absent."""
-    path = cache_path(cache_dir, key)
-    if not path.is_file():
-        return None
-    return np.load(path, allow_pickle=False)
-
-
-def cached_features(cache_dir: str | Path, key: str,
-                    compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:
-    """Load features of ``key`` from the cache, or compute and store them.
-
-    Returns (features, hit) where ``hit`` says whether the cache answered.
-    """
-    found = load_cached_features(cache_dir, key)
-    if found is not None:
-        return found, True
-    features = np.asarray(compute(), dtype=np.float64)
-    save_cached_features(cache_dir, key, features)
-    return features, False

@@ -1,7 +1,8 @@
 """The embedded proxy benchmark: a KADID-10K-style set built from the packaged photos.
 
 Human-scored benchmarks cannot ship with the project, so ``make run`` evaluates on this proxy:
-the packaged default photos, centre-cropped to 512x384, each degraded by single distortions of
+the packaged *proxy* photos (``pristine.PROXY_PHOTOS``, disjoint from the photos the default
+corpus is built from, so no content leaks from training into the test), centre-cropped to 512x384, each degraded by single distortions of
 the project's own engine at 5 fixed levels (t = 0..4), written in the KADID-10K file layout
 (``dmos.csv`` + ``images/I<ref>_<type>_<level>.png``) so the KADID loader reads it (engine type names come from its extra ``type`` column).
 
@@ -27,7 +28,7 @@ from shamisa_core.distortions.composition import apply_chain
 from shamisa_core.distortions.registry import REGISTRY, get_type
 from shamisa_core.distortions.severity import index_to_value
 from shamisa_core.atomic import atomic_write_bytes
-from shamisa_core.pristine import embedded_default_images
+from shamisa_core.pristine import PROXY_PHOTOS, embedded_photos
 
 PROXY_SIZE = (512, 384)  # width, height (KADID-10K's image size)
 LEVELS = (0.0, 1.0, 2.0, 3.0, 4.0)
@@ -44,7 +45,7 @@ METRICS: tuple[tuple[str, bool], ...] = (
 class ProxySpec:
     """What to build: how many references, which types, which levels."""
 
-    n_refs: int = 8
+    n_refs: int = len(PROXY_PHOTOS)
     types: tuple[str, ...] = tuple(REGISTRY)
     levels: tuple[float, ...] = LEVELS
     seed: int = 27
@@ -111,12 +112,13 @@ def build_proxy(out_dir: Path, spec: ProxySpec = ProxySpec()) -> Path:
     csv_path = out_dir / "dmos.csv"
     spec_path = out_dir / "proxy_spec.json"
     spec_json = json.dumps(
-        {"n_refs": spec.n_refs, "types": list(spec.types), "levels": list(spec.levels), "seed": spec.seed},
+        {"n_refs": spec.n_refs, "types": list(spec.types), "levels": list(spec.levels), "seed": spec.seed,
+         "photos": list(PROXY_PHOTOS[: spec.n_refs])},
         sort_keys=True,
     )
     if csv_path.exists() and spec_path.exists() and spec_path.read_text() == spec_json:
         return csv_path
-    photos = embedded_default_images()[: spec.n_refs]
+    photos = embedded_photos("proxy")[: spec.n_refs]
     if len(photos) < spec.n_refs:
         raise ValueError(f"only {len(photos)} packaged photos, asked for {spec.n_refs} references")
     rows = []

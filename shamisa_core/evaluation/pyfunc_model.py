@@ -1,12 +1,7 @@
-"""Models-from-code entry of the ``shamisa-iqa`` pyfunc model (no pickled Python object).
-
-``mlflow.pyfunc.log_model(python_model=<this file>, ...)`` stores this file with the model;
-loading the model runs it, which builds :class:`shamisa_core.scoring.ShamisaIQAModel`. Its
-artefacts (``encoder`` = encoder.pt, ``regressor`` = regressor.npz) are given at logging time.
-"""
+"""Former models-from-code entry of ``shamisa-iqa`` (now ``serving/iqa_model_entry.py``)."""
 
 import mlflow
 
-from shamisa_core.scoring import ShamisaIQAModel
+from shamisa_core.serving.pyfunc import ShamisaIQAModel
 
 mlflow.models.set_model(ShamisaIQAModel())

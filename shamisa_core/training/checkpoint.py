@@ -15,9 +15,7 @@ with ``torch.load(weights_only=True)``: every value is a tensor or a plain Pytho
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shamisa_core.atomic import atomic_open
 from shamisa_core.corpus.reader import IMAGENET_MEAN, IMAGENET_STD
+from shamisa_core.inference import (
+    InferenceOptions,
+    autocast_for,
+    inference_tag,
+    optimize_for_inference,
+    prepare_input,
+)
 from shamisa_core.errors import CheckpointError
 from shamisa_core.models import ModelConfig, build_backbone
 
@@ -37,17 +43,8 @@ ENCODER_FORMAT = "shamisa-encoder/1"
 def atomic_torch_save(obj: Any, path: Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
     return path
 
 
@@ -138,6 +135,7 @@ def save_encoder(
         "model_config": dataclasses.asdict(model_cfg),
         "feature_dim": model_cfg.feature_dim,
         "patch_size": int(patch_size),
+        "eval_crop": int(getattr(model_cfg, "eval_crop", 0) or patch_size),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "representation": "l2_normalized_pooled_feature",
         "state_dict": {k: v.detach().cpu() for k, v in model.backbone_state_dict().items()},
@@ -149,21 +147,31 @@ def save_encoder(
 class Encoder(nn.Module):
     """Frozen evaluation encoder: ``x (N, 3, P, P) -> h = f/||f|| (N, feature_dim)`` (§4.5, §5).
 
-    ``backbone`` is the torchvision ResNet with ``fc`` removed.
+    ``backbone`` is a pooled-feature backbone of :mod:`shamisa_core.backbones`. With
+    ``options`` it runs the fast inference path of :mod:`shamisa_core.inference` (BN folded,
+    ``channels_last``, bf16 autocast where native); ``inference_tag`` names what changes the
+    features' bytes, for cache keys. ``h`` is always float32.
     """
 
-    def __init__(self, backbone: nn.Module) -> None:
-        """Wrap a pooled-feature backbone."""
+    def __init__(self, backbone: nn.Module, options: InferenceOptions | None = None) -> None:
+        """Wrap a pooled-feature backbone (a private optimised copy when ``options`` is given)."""
         super().__init__()
-        self.backbone = backbone
+        self.options = options or InferenceOptions(fold_bn=False, channels_last=False, bf16=False)
+        self.backbone = optimize_for_inference(backbone, self.options) if options else backbone
+        self.inference_tag = inference_tag(self.options)
 
     def forward(self, x: Tensor) -> Tensor:
-        """L2-normalised pooled features."""
-        return F.normalize(self.backbone(x), dim=1)
+        """L2-normalised pooled features (float32)."""
+        with autocast_for(self.options, x.device):
+            f = self.backbone(prepare_input(x, self.options))
+        return F.normalize(f.float(), dim=1)
 
 
-def load_encoder(path: Path, device: str | torch.device = "cpu") -> tuple[Encoder, dict[str, Any]]:
+def load_encoder(path: Path, device: str | torch.device = "cpu",
+                 options: InferenceOptions | None = InferenceOptions()) -> tuple[Encoder, dict[str, Any]]:
     """Rebuild the encoder of ``encoder.pt`` in eval mode with gradients off.
+
+    ``options`` selects the inference path (default: the fast one; ``None`` = exact fp32).
 
     Returns ``(encoder, meta)``: ``encoder(x)`` gives ``h``; ``encoder.backbone`` the raw
     pooled feature. ``meta`` holds everything in the file except the weights (arch,
@@ -179,7 +187,7 @@ def load_encoder(path: Path, device: str | torch.device = "cpu") -> tuple[Encode
     cfg = dataclasses.replace(ModelConfig(**blob["model_config"]), init="random", weights_path=None)
     backbone = build_backbone(cfg)
     backbone.load_state_dict(blob["state_dict"])
-    encoder = Encoder(backbone).to(device).eval()
+    encoder = Encoder(backbone.to(device), options).eval()
     encoder.requires_grad_(False)
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     return encoder, meta

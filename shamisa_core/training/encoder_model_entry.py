@@ -1,7 +1,7 @@
-"""Models-from-code entry of the ``shamisa-encoder`` pyfunc model (no pickled object)."""
+"""Former models-from-code entry of ``shamisa-encoder`` (now ``serving/encoder_model_entry.py``)."""
 
 import mlflow
 
-from shamisa_core.training.encoder_pyfunc import ShamisaEncoderModel
+from shamisa_core.serving.pyfunc import ShamisaEncoderModel
 
 mlflow.models.set_model(ShamisaEncoderModel())

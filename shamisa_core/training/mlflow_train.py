@@ -21,9 +21,10 @@ from shamisa_core.tracking import (
     read_jsonl,
     setup,
 )
-from shamisa_core.training.report import loss_curve_png
+from shamisa_core.artifacts import DIAGNOSTICS_FILE, ENCODER_FILE, LOSS_CURVE_FILE, TRAIN_LOG_FILE
+from shamisa_core.training.report import diagnostics_png, loss_curve_png
 
-_ENTRY = Path(__file__).with_name("encoder_model_entry.py")
+_ENTRY = Path(__file__).parents[1] / "serving" / "encoder_model_entry.py"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TrackedTraining:
     experiment_id: str
     model_version: str | None
     loss_curve: Path | None
+    diagnostics: Path | None = None
 
 
 def log_training(
@@ -48,13 +50,14 @@ def log_training(
 ) -> TrackedTraining:
     """Log a finished training in ``out_dir`` (train_log.jsonl, encoder.pt) as one MLflow run."""
     out_dir = Path(out_dir)
-    log_path = out_dir / "train_log.jsonl"
-    encoder_path = out_dir / "encoder.pt"
+    log_path = out_dir / TRAIN_LOG_FILE
+    encoder_path = out_dir / ENCODER_FILE
     if not encoder_path.exists():
         raise FileNotFoundError(f"{encoder_path} is missing: the training in {out_dir} did not finish")
     exp_id = setup(mlflow_dir, experiment)
     rows = read_jsonl(log_path) if log_path.exists() else []
-    plot = loss_curve_png(rows, out_dir / "loss_curve.png") if rows else None
+    plot = loss_curve_png(rows, out_dir / LOSS_CURVE_FILE) if rows else None
+    diagnostics = diagnostics_png(rows, out_dir / DIAGNOSTICS_FILE)
     with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as run:
         log_params(config)
         log_step_metrics(rows)
@@ -62,6 +65,8 @@ def log_training(
             mlflow.log_artifact(str(log_path))
         if plot is not None:
             mlflow.log_artifact(str(plot))
+        if diagnostics is not None:
+            mlflow.log_artifact(str(diagnostics))
         version = None
         if register:
             info = mlflow.pyfunc.log_model(
@@ -72,4 +77,4 @@ def log_training(
                 registered_model_name=ENCODER_MODEL_NAME,
             )
             version = str(info.registered_model_version) if info.registered_model_version else None
-    return TrackedTraining(run.info.run_id, exp_id, version, plot)
+    return TrackedTraining(run.info.run_id, exp_id, version, plot, diagnostics)
