@@ -40,6 +40,9 @@ def main() -> int:
     p.add_argument("--extract-images", type=int, default=60)
     p.add_argument("--crop", type=int, default=96)
     p.add_argument("--full", action="store_true", help="extract the whole dataset (slow)")
+    p.add_argument("--refs", type=int, default=0,
+                   help="proxy photos (default: the default spec's 8; fewer = a quicker run)")
+    p.add_argument("--levels", default="", help="proxy levels, e.g. 0,2,4 (default: 0..4)")
     args = p.parse_args()
 
     import torch
@@ -52,7 +55,11 @@ def main() -> int:
 
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="shamisa-bench-cache-"))
-    prep = prepare_dataset("proxy", None, work / "cache", proxy_base=args.proxy)
+    from shamisa_core.evaluation.prepared import proxy_spec_with
+
+    spec = proxy_spec_with(args.refs or None, None,
+                           [float(v) for v in args.levels.split(",") if v.strip()] or None)
+    prep = prepare_dataset("proxy", None, work / "cache", proxy_base=args.proxy, proxy_spec=spec)
     paths = prep.table["image"].tolist()
     nbytes = sum(os.path.getsize(x) for x in paths)
     enc = load_trained(demo_encoder(work / "enc.pt", patch_size=args.crop))
@@ -81,6 +88,9 @@ def main() -> int:
     out = {
         "machine": f"{platform.machine()} {os.cpu_count()} cpus (shared, loaded by other jobs)",
         "images": len(paths), "megabytes": round(nbytes / 1e6, 2),
+        "identity_stat_us_per_image": round(1e6 * stat_s / len(paths), 1),
+        "identity_sha256_us_per_image": round(1e6 * sha_s / len(paths), 1),
+        "extract_ms_per_image": round(1e3 * per_image, 1),
         "identity_stat_s": round(stat_s, 4), "identity_sha256_s": round(sha_s, 4),
         "whole_key_stat_s": round(key_s, 4),
         "cache_hit_total_s": round(hit_s, 4),

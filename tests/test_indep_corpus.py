@@ -165,7 +165,7 @@ def test_partition_range_builds_in_one_run(tmp_path, pristine_dir):
 
 # ------------------------------------------------------------------ prefix shared across levels
 def _photo() -> np.ndarray:
-    from conftest import natural_image
+    from synthetic_images import natural_image
 
     return natural_image(3, 64, 64).astype(np.float32) / 255.0
 

@@ -35,7 +35,7 @@ def _cfg(**extra):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from conftest import natural_image
+    from synthetic_images import natural_image
 
     root = tmp_path_factory.mktemp("mut_corpus")
     src = root / "pristine"
@@ -167,7 +167,7 @@ def test_group_crops_are_the_recorded_boxes_of_the_sources(built, tmp_path):
 
 
 def test_upscaled_small_source_and_group_regenerates_alone(tmp_path):
-    from conftest import natural_image
+    from synthetic_images import natural_image
 
     small = tmp_path / "small.png"
     Image.fromarray(natural_image(5, 30, 40)).save(small)  # shorter side 30 < patch 48

@@ -268,7 +268,7 @@ def test_non_finite_error_names_the_step_and_terms():
 def short_run(tmp_path_factory):
     from PIL import Image
 
-    from conftest import natural_image
+    from synthetic_images import natural_image
     from shamisa_core.corpus.build import build_corpus
     from shamisa_core.pristine import scan_folder
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import natural_image
+from synthetic_images import natural_image
 from shamisa_core.config import load_profile
 from shamisa_core.corpus.build import build_corpus
 from shamisa_core.pristine import scan_folder

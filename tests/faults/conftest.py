@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import natural_image
+from synthetic_images import natural_image
 
 TINY = ["group.patch_size=48", "group.n_refs=2", "group.n_comps=2", "group.n_levels=2",
         "corpus.min_side=32", "model.arch=resnet18", "model.init=random"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import natural_image
+from synthetic_images import natural_image
 from shamisa_core.cli import main
 
 from .conftest import TINY_SETS
