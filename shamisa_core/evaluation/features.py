@@ -89,8 +89,10 @@ def to_pil(image: ImageInput) -> Image.Image:
     Raises ``TypeError``/``ValueError`` naming what is wrong with an in-memory input, and the
     loader's ``OSError`` for a file.
     """
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
+    if isinstance(image, Image.Image):  # any mode, by the project's one loader's rules
+        from shamisa_core.imageio import image_to_rgb
+
+        return Image.fromarray(image_to_rgb(image))
     if isinstance(image, np.ndarray):
         arr = image
         if arr.dtype != np.uint8:
