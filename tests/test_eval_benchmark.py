@@ -174,7 +174,7 @@ def test_proxy_loader_reads_the_26th_type(tmp_path):
 def test_proxy_spec_ids_and_dirs(tmp_path):
     a = bm.proxy_spec_id(bm.DEFAULT_PROXY_SPEC)
     b = bm.proxy_spec_id(ProxySpec(n_refs=6, types=("jpeg",), levels=(0.0, 4.0)))
-    assert a != b and a.startswith("r8-t26-l5-") and b.startswith("r6-t1-l2-")
+    assert a != b and a.startswith("r11-t26-l5-") and b.startswith("r6-t1-l2-")
     assert bm.proxy_dir(tmp_path, bm.DEFAULT_PROXY_SPEC) == tmp_path / a
     with pytest.raises(FileNotFoundError, match="not built"):
         bm.load_named_dataset("proxy", None, proxy_base=tmp_path, build=False)

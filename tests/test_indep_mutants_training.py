@@ -280,7 +280,7 @@ def short_run(tmp_path_factory):
     build_corpus([i.path for i in scan_folder(root / "p", 32).images],
                  load_profile("cpu-small", {**group, "corpus.n_shards": 3, "corpus.groups_per_shard": 2,
                                             "corpus.min_side": 32}), root / "corpus")
-    cfg = load_profile("cpu-small", {**group, "model.arch": "resnet18", "model.init": "random"})
+    cfg = load_profile("cpu-resnet18", group)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, steps=4, log_every=2, checkpoint_every=3, amp="off", device="cpu", lr=1.5e-3, t0_steps=None))
     logs: list[dict] = []

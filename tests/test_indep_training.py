@@ -28,7 +28,7 @@ TINY_GROUP = {"group.patch_size": 48, "group.n_refs": 2, "group.n_comps": 2, "gr
 
 
 def _cfg(**train):
-    cfg = load_profile("cpu-small", {**TINY_GROUP, "model.arch": "resnet18", "model.init": "random"})
+    cfg = load_profile("cpu-resnet18", TINY_GROUP)
     tc = dataclasses.replace(cfg.train, **{"log_every": 1, "checkpoint_every": 1000, "steps": None,
                                            "amp": "off", "device": "cpu", **train})
     return dataclasses.replace(cfg, train=tc)

@@ -28,8 +28,9 @@ TINY_GROUP = {"group.patch_size": 48, "group.n_refs": 2, "group.n_comps": 2, "gr
 
 
 def tiny_setup(**train: Any) -> ShamisaConfig:
-    """cpu-small with the tiny corpus's group shape, a random ResNet-18 and ``train`` overrides."""
-    cfg = load_profile("cpu-small", {**TINY_GROUP, "model.arch": "resnet18", "model.init": "random"})
+    """cpu-resnet18 (random ResNet-18, B7, projector on f) with the tiny corpus's group shape and
+    ``train`` overrides."""
+    cfg = load_profile("cpu-resnet18", TINY_GROUP)
     tc = dataclasses.replace(cfg.train, **{"log_every": 1, "checkpoint_every": 1000, "steps": None, **train})
     return dataclasses.replace(cfg, train=tc)
 
