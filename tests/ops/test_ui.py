@@ -97,7 +97,7 @@ def test_ui_runs_default_pipeline_through_graphql(ui):
         assert mats, f"{name} has no materialization"
         if name != "benchmark_datasets":  # the sensor may also materialize the proxy's
             assert mats[0]["runId"] in launched, name
-        assert len(mats[0]["metadataEntries"]) >= 2, (name, mats[0])
+        assert mats[0]["metadataEntries"], (name, mats[0])
     labels = {e["label"] for e in by_name["encoder"]["assetMaterializations"][0]["metadataEntries"]}
     assert {"loss_curve", "steps", "mlflow_run_id"} <= labels
     repo = ui["repo"]
