@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test test-all ui bench paper clean
+.PHONY: install run test test-all ui bench paper mutants clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: install
 	$(BIN)/python -m pipelines.main_run
 
 test: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" && $(BIN)/python -m pytest -q -m slow tests/faults
 
 test-all: install
 	$(BIN)/python -m pytest -q
@@ -40,6 +40,14 @@ paper: install
 
 bench: install
 	$(BIN)/python bench/engine.py --threads 1
+
+# Mutation score per package (mutmut 3.8.1, one child, niced; not run in CI). Results merge into
+# bench/mutants.json. By default a seeded sample of 80 mutants per package; MUTANTS_FLAGS= runs all.
+MUTANTS_FLAGS ?= --sample 80 --seed 1
+mutants: install
+	for p in corpus training evaluation; do \
+	  nice -n 15 $(BIN)/python bench/mutants.py --package $$p --max-children 1 $(MUTANTS_FLAGS) || exit 1; \
+	done
 
 clean:
 	rm -rf outputs

@@ -292,12 +292,15 @@ def evaluation_table(context: AssetExecutionContext, evaluation: EvaluationSetti
     pyfunc ``shamisa-iqa``; the ``champion`` alias moves only by the champion rule."""
     from shamisa_core.evaluation.mlflow_eval import log_evaluation
 
+    from shamisa_core.evaluation.pictures import markdown_images
+
     run = open_run(evaluation, paths, mlflow_tracking)
     result, files = _stage(sr.report_stage, run)
+    pictures = sr.pictures_stage(run, result)
     context.log.info("\n" + rp.format_table(result))
     log = log_evaluation(result, mlflow_dir=mlflow_tracking.path,
                          experiment=mlflow_tracking.experiment, register=evaluation.register_model,
-                         tags={"shamisa.dagster_run_id": context.run.run_id})
+                         tags={"shamisa.dagster_run_id": context.run.run_id}, pictures=pictures)
     decision = log.decision
     if decision is not None:
         context.log.info(f"champion: {decision.reason}")
@@ -317,6 +320,8 @@ def evaluation_table(context: AssetExecutionContext, evaluation: EvaluationSetti
         "results": MetadataValue.path(str(files["results"])),
         "table_text": MetadataValue.path(str(files["table_text"])),
         "encoder_fingerprint": run.trained.fingerprint,
+        "pictures": MetadataValue.md(markdown_images(pictures)),
+        **{f"picture_{k}": MetadataValue.path(str(v)) for k, v in pictures.items()},
     }
     if decision is not None:
         metadata.update({

@@ -106,8 +106,14 @@ def paper_table(result: Mapping[str, Any], names: Sequence[str] = PAPER_DATASETS
         head += [f"{c} SRCC", f"{c} PLCC"]
     head += ["Synthetic SRCC", "Authentic SRCC", "Global SRCC"]
     rows = []
-    for label, section in (("SHAMISA (this run)", result),
-                           ("untrained twin", result.get("baseline") or {})):
+    twins = result.get("twins") or {}
+    labels = (result.get("meta") or {}).get("twins") or {}
+    sections = [("SHAMISA (this run)", result)]
+    sections += [((labels.get(role) or {}).get("label") or role.replace("_", " "), sec)
+                 for role, sec in twins.items()]
+    if "baseline" in result:  # results written before the init/random twins
+        sections.append(("untrained twin", result.get("baseline") or {}))
+    for label, section in sections:
         srcc = {n: (section.get(n) or {}).get("srcc") for n in names}
         plcc = {n: (section.get(n) or {}).get("plcc") for n in names}
         cells = [label]

@@ -36,12 +36,12 @@ def new_dataset_root(context: SensorEvaluationContext, dataset_roots: DatasetRoo
     """Add partitions for new roots and request their runs (run key = name + config digest)."""
     from pathlib import Path
 
-    from shamisa_core.evaluation.benchmark import PROXY
+    from shamisa_core.evaluation.roots import benchmark_roots
 
     scan = dataset_roots.scan()
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(BENCHMARK_PARTITIONS.name))
-    wanted = [PROXY, *[n for n in scan.roots if n != PROXY]]
+    wanted = list(benchmark_roots(scan))
     new_partitions = [n for n in wanted if n not in known]
     has_encoder = bool(evaluation.encoder) or Path(
         evaluation.encoder_uri(paths.models_dir())).exists()

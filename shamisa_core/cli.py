@@ -1,13 +1,24 @@
-"""The ``shamisa`` command line: argument parsing only; the work is done in shamisa_core."""
+"""The ``shamisa`` command line: argument parsing only; the work is done in shamisa_core.
+
+Errors: the project's own error types (:mod:`shamisa_core.errors`, ``ShardError``,
+``PristineError``, ``DatasetError``, ``SplitError``, ``CliError``) and OS/value errors end the
+command with exit status 2 and ONE line ``shamisa: error: ...`` naming the file and the fix,
+without a traceback; ``--debug`` (anywhere on the line) or ``SHAMISA_DEBUG=1`` shows it.
+Output paths are checked before any work starts.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Callable
+
+from shamisa_core.atomic import atomic_write_bytes
+from shamisa_core.errors import OutputPathError, ShamisaError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -96,20 +107,69 @@ def _distort(args: argparse.Namespace) -> int:
     src = Path(args.input)
     if not src.exists():
         raise CliError(f"input image {src} does not exist")
-    try:
-        img = load_rgb(src).astype(np.float32) / 255.0
-    except Exception as exc:
-        raise CliError(f"cannot read {src} as an image: {exc}") from None
+    img = load_rgb(src).astype(np.float32) / 255.0  # ImageReadError names the file and why
     applied = []
     for key, t in chain:
         t2, value = index_to_value(get_type(key), t)
         applied.append({"type": key, "t": t2, "value": value})
     out = apply_chain(img, [(a["type"], a["value"]) for a in applied], np.random.default_rng(args.seed))
     dst = Path(args.output)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.rint(out * 255).astype(np.uint8)).save(dst)
+    buf = io.BytesIO()
+    Image.fromarray(np.rint(out * 255).astype(np.uint8)).save(buf, format=_image_format(dst))
+    atomic_write_bytes(dst, buf.getvalue())
     print(json.dumps({"input": str(src), "output": str(dst), "chain": applied}))
     return 0
+
+
+def _image_format(dst: Path) -> str:
+    """PIL format name for an output file's extension (clear error for an unknown one)."""
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(dst.suffix.lower())
+    if fmt is None:
+        raise CliError(f"output {dst} has no known image extension; use e.g. .png, .jpg or .bmp")
+    return fmt
+
+
+# ---------------------------------------------------------------- output paths
+#: Subcommands whose ``--out`` is a folder (for others it may be a file).
+OUT_FOLDER_COMMANDS = frozenset({"corpus build", "train"})
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before any work starts (issue 8 defect 3).
+
+    ``--out`` of :data:`OUT_FOLDER_COMMANDS` must not be an existing file; ``--json`` (a file) must not be a
+    folder; ``distort``'s OUTPUT must be a file path with an image extension. In every case no
+    existing ancestor may be a file.
+    """
+
+    def no_file_ancestor(path: Path, flag: str) -> None:
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputPathError(f"{flag} {path}: {parent} is a file, not a folder; give another path")
+                return
+
+    name = f"{getattr(args, 'cmd', '')} {getattr(args, 'sub', '') or ''}".strip()
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and name in OUT_FOLDER_COMMANDS:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise OutputPathError(f"--out {path} is an existing file, not a folder; give a folder path")
+        no_file_ancestor(path, "--out")
+    js = getattr(args, "json", None)
+    if isinstance(js, str):
+        path = Path(js)
+        if path.is_dir():
+            raise OutputPathError(f"--json {path} is a folder; give a file path such as {path / 'results.json'}")
+        no_file_ancestor(path, "--json")
+    if getattr(args, "cmd", None) == "distort":
+        path = Path(args.output)
+        if path.is_dir():
+            raise OutputPathError(f"output {path} is a folder; give an image file path such as {path / 'out.png'}")
+        no_file_ancestor(path, "output")
+        _image_format(path)
 
 
 # ---------------------------------------------------------------- corpus
@@ -117,7 +177,7 @@ def _distort(args: argparse.Namespace) -> int:
 def _corpus_build(args: argparse.Namespace) -> int:
     from shamisa_core.config import load_profile
     from shamisa_core.corpus.build import build_corpus
-    from shamisa_core.pristine import export_default, scan_folder
+    from shamisa_core.pristine import content_manifest_hash, export_default, scan_folder
 
     overrides = list(args.set or [])
     if args.shards is not None:
@@ -126,14 +186,19 @@ def _corpus_build(args: argparse.Namespace) -> int:
         overrides.append(f"corpus.groups_per_shard={args.groups_per_shard}")
     if args.seed is not None:
         overrides.append(f"corpus.seed={args.seed}")
-    overrides.append(f"corpus.pristine={args.pristine}")
-    cfg = load_profile(args.profile, overrides)
+    load_profile(args.profile, overrides + [f"corpus.pristine={args.pristine}"])  # fail fast on bad --set
     out = Path(args.out)
     src = export_default(out / "_pristine_default") if args.pristine == "default" else Path(args.pristine)
-    scan = scan_folder(src, cfg.corpus.min_side)
+    scan = scan_folder(src, cfg_min_side(args.profile, overrides))
     for path, reason in scan.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    results = build_corpus([i.path for i in scan.images], cfg, out, workers=args.workers)
+    # The config (and its hash) records the photos' content, not the path as typed: a relative
+    # and an absolute path to one folder build the same corpus and give the same hash.
+    pristine_id = "default" if args.pristine == "default" else f"content:{content_manifest_hash(scan, src)}"
+    cfg = load_profile(args.profile, overrides + [f"corpus.pristine={pristine_id}"])
+    sources = [str(Path(i.path).resolve()) for i in scan.images]  # same records for rel/abs paths
+    results = build_corpus(sources, cfg, out, workers=args.workers,
+                           on_note=lambda msg: print(f"shamisa: {msg}", file=sys.stderr))
     print(
         json.dumps(
             {
@@ -142,17 +207,33 @@ def _corpus_build(args: argparse.Namespace) -> int:
                 "groups": sum(r.n_groups for r in results),
                 "crops": sum(r.n_crops for r in results),
                 "skipped_images": len(scan.skipped),
+                "pristine": str(src.resolve()),
+                "pristine_id": pristine_id,
             }
         )
     )
     return 0
 
 
+def cfg_min_side(profile: str, overrides: list[str]) -> int:
+    """``corpus.min_side`` of the profile with overrides (before the pristine id is known)."""
+    from shamisa_core.config import load_profile
+
+    return load_profile(profile, overrides).corpus.min_side
+
+
 @_command("corpus inspect")
 def _corpus_inspect(args: argparse.Namespace) -> int:
-    from shamisa_core.corpus.shards import iter_samples
+    from shamisa_core.corpus.manifest import check_arrays
+    from shamisa_core.corpus.shards import ShardError, iter_samples
 
-    for sample in iter_samples(Path(args.shard)):
+    shard = Path(args.shard)
+    if shard.is_dir():
+        raise CliError(f"{shard} is a folder; give one shard file, e.g. {shard / 'shard-000000.tar'}")
+    for sample in iter_samples(shard):
+        bad = check_arrays(sample.record, sample.ref.shape, sample.dist.shape)
+        if bad:
+            raise ShardError(shard, "member arrays do not match their record: " + "; ".join(bad))
         obj = dict(sample.record)
         obj["arrays"] = {"ref": list(sample.ref.shape), "dist": list(sample.dist.shape)}
         if args.json:
@@ -170,6 +251,7 @@ def _corpus_inspect(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = _LazyParser(prog="shamisa", description="SHAMISA self-supervised NR-IQA pipeline")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("distortions", help="the distortion types").add_subparsers(dest="sub", required=True)
@@ -190,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--groups-per-shard", type=int)
     cb.add_argument("--profile", default="cpu-small", choices=["cpu-small", "paper"])
     cb.add_argument("--seed", type=int)
-    cb.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    cb.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="build processes, one shard each at a time (default: every core)")
     cb.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
     ci = c.add_parser("inspect", help="print the groups of one shard")
     ci.add_argument("shard")
@@ -248,18 +331,44 @@ class _LazyParser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
 
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """The exception types that are the user's to fix: exit 2 and one line, no traceback."""
+    from shamisa_core.corpus.shards import ShardError
+    from shamisa_core.evaluation.datasets.base import DatasetError
+    from shamisa_core.evaluation.splits import SplitError
+    from shamisa_core.pristine import PristineError
+
+    return (CliError, ShamisaError, ShardError, PristineError, DatasetError, SplitError,
+            OSError, ValueError, KeyError)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an error: its message (an ``OSError`` with its file), newlines folded."""
+    if isinstance(exc, KeyError) and exc.args:
+        msg = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.filename and str(exc.filename) not in str(exc):
+        msg = f"{exc.strerror or exc}: {exc.filename}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(msg.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``shamisa`` console script."""
+    """Entry point of the ``shamisa`` console script (see the module docstring for errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SHAMISA_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     name = args.cmd + (f" {args.sub}" if getattr(args, "sub", None) else "")
     try:
+        check_output_paths(args)
         return COMMANDS[name](args)
-    except CliError as exc:
-        print(f"shamisa: error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"shamisa: error: {msg}", file=sys.stderr)
+    except user_error_types() as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"shamisa: error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 
 from shamisa_core.atomic import atomic_write_bytes, file_sha256
+from shamisa_core.errors import ImageReadError
+from shamisa_core.imageio import image_size, read_rgb
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -184,11 +186,9 @@ def scan_folder(root: Path, min_side: int = 64) -> PristineScan:
     skipped: list[tuple[str, str]] = []
     for path in files:
         try:
-            with Image.open(path) as im:
-                im.load()
-                width, height = im.size
-        except Exception as exc:  # PIL raises many types for corrupt files
-            skipped.append((str(path), f"unreadable: {type(exc).__name__}: {exc}"))
+            width, height = image_size(path)
+        except ImageReadError as exc:
+            skipped.append((str(path), f"unreadable: {exc.reason}"))
             continue
         if min(width, height) < min_side:
             skipped.append((str(path), f"too small: {width}x{height} (min side {min_side})"))
@@ -202,10 +202,28 @@ def scan_folder(root: Path, min_side: int = 64) -> PristineScan:
     return PristineScan(images=images, skipped=skipped)
 
 
+def content_manifest_hash(scan: PristineScan, root: Path) -> str:
+    """sha256 over the usable images' (path relative to ``root``, sha256) pairs, sorted.
+
+    What a corpus built from ``root`` depends on: file contents and their order (the build
+    visits the images in sorted path order), never the spelling of ``root`` (relative or
+    absolute, trailing slash, symlinks) or where the folder lives.
+    """
+    root = Path(root).resolve()
+    h = hashlib.sha256()
+    for img in sorted(scan.images, key=lambda i: i.path):
+        try:
+            rel = Path(img.path).resolve().relative_to(root).as_posix()
+        except ValueError:
+            rel = Path(img.path).name
+        h.update(f"{rel}\0{img.sha256}\n".encode())
+    return h.hexdigest()
+
+
 def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as an RGB uint8 array (H, W, 3)."""
-    with Image.open(path) as im:
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    """Read an image file as an RGB uint8 array (H, W, 3) with the project's one loader
+    (:func:`shamisa_core.imageio.read_rgb`: every PIL mode, EXIF orientation, clear errors)."""
+    return read_rgb(path)
 
 
 def write_pristine_manifest(scan: PristineScan, path: Path) -> Path:

@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from synthetic_images import natural_image  # noqa: F401 - re-exported for fixtures
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-CONFORMANCE = REPO.parent / "shared" / "conformance"
+# The conformance vectors live in the repository (copied from shared/conformance, issue 8):
+# a missing vector file FAILS the tests that read it (pytest.fail / FileNotFoundError), never skips.
+CONFORMANCE = REPO / "tests" / "data" / "conformance"
 
 
 def conformance_stats(out: np.ndarray, inp: np.ndarray) -> np.ndarray:
@@ -32,23 +36,6 @@ def conformance_stats(out: np.ndarray, inp: np.ndarray) -> np.ndarray:
             (d > 1e-6).mean(),
         ]
     )
-
-
-def natural_image(seed: int = 0, h: int = 160, w: int = 200) -> np.ndarray:
-    """A smooth-plus-texture RGB uint8 image (a stand-in photo with edges and flat areas)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = np.stack(
-        [
-            0.5 + 0.4 * np.sin(xx / (9 + seed)) * np.cos(yy / 13),
-            0.4 + 0.3 * np.cos((xx + yy) / 17),
-            0.5 + 0.2 * np.sin(yy / 7),
-        ],
-        axis=-1,
-    )
-    base[h // 3 : h // 2, w // 4 : w // 2] = [0.9, 0.2, 0.1]
-    base += rng.normal(0, 0.03, base.shape).astype(np.float32)
-    return np.clip(base * 255, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture

@@ -67,7 +67,11 @@ def test_check_record_catches_violations(pristine_dir, tiny_cfg):
     rec2 = json.loads(json.dumps(g.record))
     rec2["crops"][0]["recipe"] = "deadbeef"
     assert any("recipe differs" in e for e in check_record(rec2, tiny_cfg))
-    assert k >= 0
+    assert 0 <= k < len(g.record["compositions"][0]["slots"])
+    assert check_record(g.record, tiny_cfg) == []  # the untouched group is valid
+    rec3 = json.loads(json.dumps(g.record))
+    rec3["compositions"][0]["varying_slot"] = len(rec3["compositions"][0]["slots"])
+    assert any("varying slot" in e for e in check_record(rec3, tiny_cfg))
 
 
 def test_shard_rebuild_has_same_sha256(pristine_dir, tiny_cfg, tmp_path):

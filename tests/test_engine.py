@@ -14,8 +14,15 @@ from shamisa_core.distortions.composition import (
     apply_levels,
     choose_types,
     sample_composition,
+    to_uint8,
 )
-from shamisa_core.distortions.registry import FAMILIES, FAMILY_OF, REGISTRY, get_type
+from shamisa_core.distortions.registry import (
+    FAMILIES,
+    FAMILY_OF,
+    REGISTRY,
+    STOCHASTIC_KEYS,
+    get_type,
+)
 from shamisa_core.distortions.severity import index_to_value, sample_index, sample_severity
 from tests.conftest import CONFORMANCE, natural_image
 
@@ -37,7 +44,7 @@ def test_unknown_type_names_valid_ones():
 def test_severity_table_matches_reference_exactly():
     path = CONFORMANCE / "severity_vectors.json"
     if not path.exists():
-        pytest.skip(f"conformance vectors not found at {path}")
+        pytest.fail(f"conformance vector file {path} is missing (restore tests/data/conformance/)")
     table = json.loads(path.read_text())
     n = 0
     for key, entry in table["keys"].items():
@@ -154,6 +161,67 @@ def test_prefix_is_shared_across_levels(photo):
     outs2 = apply_levels(photo, comp, np.random.default_rng(7), [np.random.default_rng(100 + l) for l in range(3)])
     for a, b in zip(outs, outs2):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY))
+def test_stochastic_flag_matches_rng_use(key, photo):
+    """``STOCHASTIC_KEYS`` lists exactly the primitives that draw from ``rng`` (the level
+    de-duplication in ``apply_levels`` relies on the others leaving it untouched)."""
+    rng = np.random.default_rng(5)
+    before = rng.bit_generator.state
+    _, value = index_to_value(get_type(key), 3.0)
+    get_type(key).fn(photo, value, rng)
+    assert (rng.bit_generator.state != before) == (key in STOCHASTIC_KEYS), key
+    assert get_type(key).stochastic == (key in STOCHASTIC_KEYS)
+
+
+def _levels_by_hand(photo, comp, prefix_seed, level_seeds):
+    k = comp.varying_slot
+    base = apply_chain(photo, comp.level_chain(0)[:k], np.random.default_rng(prefix_seed))
+    return [
+        apply_chain(base, comp.level_chain(l)[k:], np.random.default_rng(s))
+        for l, s in enumerate(level_seeds)
+    ]
+
+
+@pytest.mark.parametrize(
+    "keys, varying, values",
+    [
+        # deterministic suffix with repeated values: levels 1, 2 and 3, 4 are copies
+        (("gaublur", "jpeg2000", "colorsat2"), 1, [16.0, 45.0, 45.0, 170.0, 170.0]),
+        # stochastic suffix with repeated values: every level keeps its own noise
+        (("gaublur", "jpeg", "whitenoise"), 1, [10.0, 24.0, 24.0, 4.0, 4.0]),
+    ],
+)
+def test_apply_levels_equals_per_level_chains(photo, keys, varying, values):
+    """Same bytes as applying each level's chain on its own (prefix realised once)."""
+    n, L = len(keys), len(values)
+    base_values = {"gaublur": 1.0, "jpeg2000": 45.0, "colorsat2": 3.0, "jpeg": 24.0, "whitenoise": 0.003}
+    v = np.array([[base_values[k] for k in keys]] * L, dtype=np.float64)
+    v[:, varying] = values
+    comp = Composition(keys=keys, varying_slot=varying, t=np.zeros((L, n)), values=v)
+    outs = apply_levels(photo, comp, np.random.default_rng(1), [np.random.default_rng(10 + l) for l in range(L)])
+    expected = _levels_by_hand(photo, comp, 1, [10 + l for l in range(L)])
+    for a, b in zip(outs, expected):
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+    assert len({id(a) for a in outs}) == L  # copies, never one array shared by two levels
+    if "whitenoise" in keys:
+        assert not np.array_equal(outs[1], outs[2])  # same value, different rng: different noise
+    else:
+        assert np.array_equal(outs[1], outs[2]) and not np.array_equal(outs[0], outs[1])
+
+
+def test_to_uint8_equals_numpy_rounding():
+    """OpenCV's conversion gives the bytes of ``rint(x * 255)`` (half to even), ties included."""
+    rng = np.random.default_rng(3)
+    x = rng.random((64, 64, 3), dtype=np.float32)
+    ties = (np.arange(64 * 64 * 3, dtype=np.float32) % 255 + np.float32(0.5)) / np.float32(255.0)
+    x[:32] = ties.reshape(64, 64, 3)[:32]
+    x[0, 0] = (0.0, 1.0, np.nextafter(np.float32(0.5 / 255), np.float32(1)))
+    expected = np.rint(x * np.float32(255.0)).astype(np.uint8)
+    got = to_uint8(x)
+    assert got.dtype == np.uint8 and got.shape == x.shape
+    assert np.array_equal(got, expected)
 
 
 def test_lincontrchange_anchor_zero_is_not_identity(photo):

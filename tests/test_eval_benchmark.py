@@ -238,3 +238,24 @@ def test_load_model_from_folder_and_score(tiny, tmp_path):
     assert s.shape == (4,) and np.isnan(s[2]) and np.isfinite(s[[0, 1, 3]]).all()
     assert s[0] == pytest.approx(s[1])  # path and array of the same image
     assert np.isnan(score(model, [str(tmp_path / "missing.png")])).all()
+
+
+def test_pictures(tiny, tmp_path):
+    from shamisa_core.evaluation.pictures import make_pictures, markdown_images, tables_from_meta
+    from shamisa_core.training.report import diagnostics_png
+
+    r = tiny["result"]
+    assert len(r["kadid10k"]["test_points"]["prediction"]) == r["kadid10k"]["splits"][0]["n_test"]
+    tables = tables_from_meta(r)
+    assert set(tables) == {"proxy", "kadid10k"}
+    pics = make_pictures(r, tmp_path / "pics", tables)
+    assert set(pics) == {"per_type_srcc", "scatter_proxy", "scatter_kadid10k", "tsne_proxy",
+                         "tsne_kadid10k"}
+    for path in pics.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    assert markdown_images(pics).count("data:image/png;base64,") == 5
+    rows = [{"step": s, "loss": 1.0 / (s + 1), "loss/L_var": 0.5, "loss/L_inv": 0.1 * s,
+             "h/erank": 3.0 + s, "z/std_mean": 0.5, "z/std_min": 0.1} for s in range(5)]
+    png = diagnostics_png(rows, tmp_path / "diag.png")
+    assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
+    assert diagnostics_png([], tmp_path / "none.png") is None

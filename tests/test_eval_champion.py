@@ -48,10 +48,10 @@ def test_missing_version_tag_read_back_as_unknown():
 
 
 def test_a_failed_health_check_blocks_promotion():
-    bad = {"passed": False, "reason": "collapsed: std(z) 0.001"}
+    bad = {"passed": False, "reasons": ["collapsed: effective rank of h 1.4 < 5"]}
     d = decide_champion({"proxy": (0.99, "v1")}, {"proxy": (0.1, "v1")}, new_version="2",
                         old_version="1", health=bad)
-    assert not d.moved and "health check failed" in d.reason and "collapsed" in d.reason
+    assert not d.moved and "health check failed" in d.reason and "effective rank of h 1.4" in d.reason
     first = decide_champion({"proxy": (0.99, "v1")}, None, new_version="1", old_version=None,
                             health=bad)
     assert not first.moved  # not even as the first champion

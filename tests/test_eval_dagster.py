@@ -137,6 +137,11 @@ def test_evaluation_assets_materialize(tmp_path):
     result = json.loads(Path(table["results"].value).read_text())
     assert result["meta"]["encoder"]["fingerprint"] == table["encoder_fingerprint"].value
     assert "cross" in result and list(result["twins"]) == ["random_twin"]
+    assert table["pictures"].value.count("data:image/png;base64,") >= 3  # bars, scatter, t-SNE
+    assert Path(table["picture_tsne_proxy"].value).is_file()
+    client = __import__("mlflow").tracking.MlflowClient(table["mlflow_tracking_uri"].value)
+    pics = {a.path for a in client.list_artifacts(table["mlflow_run_id"].value, "pictures")}
+    assert "pictures/per_type_srcc.png" in pics and "pictures/tsne_proxy.png" in pics
     assert meta["full_reference_table"]["fr"].value.startswith("disabled")
     assert Path(result["proxy"]["regressor"]).is_file() and enc.is_file()
 

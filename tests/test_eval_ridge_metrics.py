@@ -100,6 +100,9 @@ def test_alpha_search_matches_brute_force() -> None:
     # a fit without keep_paths holds no path, with it the path predicts like the stored preds
     kept = fit_splits(feats, scores, splits[:1], alphas, keep_paths=True)[0]
     assert fits[0].path is None and kept.path is not None
+    for role in ("val", "test"):
+        np.testing.assert_allclose(predict_images(kept.path, feats, alphas, splits[0][role]),
+                                   fits[0].predictions[role], atol=TOL, rtol=0)
 
 
 # ------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from shamisa_core.distortions.primitives import blur, color, compression, noise
 from shamisa_core.distortions.registry import REGISTRY
 from tests.conftest import conformance_stats
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+CONFORMANCE = Path(__file__).resolve().parent / "data" / "conformance"
 T_KEYS = ("0", "1", "2", "3", "4", "1.5", "2.7")
 MAE_TOL = 2.0  # uint8 levels (DECISIONS 6b)
 MY_KEYS = (
@@ -41,7 +41,7 @@ FN = {k: REGISTRY[k].fn for k in MY_KEYS}
 def conf() -> dict:
     npz_path = CONFORMANCE / "engine_vectors.npz"
     if not npz_path.exists():
-        pytest.skip(f"conformance vectors not found at {CONFORMANCE} (expected shared/ beside the repo)")
+        pytest.fail(f"conformance vectors missing at {CONFORMANCE} (restore tests/data/conformance/)")
     ev = np.load(npz_path)
     meta = json.loads((CONFORMANCE / "engine_vectors.json").read_text())
     x = np.ascontiguousarray(ev["input"].transpose(1, 2, 0)).astype(np.float32) / np.float32(255)

@@ -26,7 +26,7 @@ from shamisa_core.distortions.registry import REGISTRY
 from shamisa_core.distortions.tone_curves import map_lab_lightness, spline_tone_curve
 from tests.conftest import conformance_stats
 
-CONFORMANCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+CONFORMANCE_DIR = Path(__file__).resolve().parent / "data" / "conformance"
 T_VALUES = ("0", "1", "2", "3", "4", "1.5", "2.7")
 
 MY_KEYS = (
@@ -72,7 +72,7 @@ STAT_SLACK = 5e-4
 @lru_cache(maxsize=1)
 def _vectors() -> tuple[Any, dict]:
     if not (CONFORMANCE_DIR / "engine_vectors.npz").is_file():
-        pytest.skip(f"conformance vectors not found at {CONFORMANCE_DIR} (shared/ beside the repo)")
+        pytest.fail(f"conformance vectors missing at {CONFORMANCE_DIR} (restore tests/data/conformance/)")
     npz = np.load(CONFORMANCE_DIR / "engine_vectors.npz")
     meta = json.loads((CONFORMANCE_DIR / "engine_vectors.json").read_text())
     return npz, meta

@@ -15,7 +15,7 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
-from conftest import natural_image
+from synthetic_images import natural_image
 from shamisa_core.config import GroupConfig, ShamisaConfig, load_profile, with_overrides
 from shamisa_core.corpus.build import build_corpus
 from shamisa_core.pristine import scan_folder

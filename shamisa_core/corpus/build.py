@@ -1,16 +1,27 @@
-"""Build shards and whole corpora from a pristine source (METHOD.md §2; DECISIONS 5, 12)."""
+"""Build shards and whole corpora from a pristine source (METHOD.md §2; DECISIONS 5, 12).
+
+Crash safety (issue 8 defect 5): pool workers die with their parent (``PR_SET_PDEATHSIG``
+on Linux, plus a parent-PID watchdog everywhere), temp files of killed shard writes are
+removed by the next build in the folder, and shards a rebuild's manifest no longer lists
+are removed and reported.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from shamisa_core.config import ShamisaConfig
 from shamisa_core.corpus.groups import build_group, default_loader
-from shamisa_core.corpus.manifest import write_manifest
+from shamisa_core.corpus.manifest import read_manifest, unlisted_shards, write_manifest
 from shamisa_core.corpus.shards import shard_name, write_shard
 
 
@@ -58,16 +69,88 @@ def _build_one(args: tuple[list[str], ShamisaConfig, int, str]) -> ShardResult:
     return build_shard(sources, cfg, shard, Path(out))
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (``prctl``)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int, interval_s: float = 1.0) -> None:
+    """Daemon thread body: exit the process as soon as it is re-parented (parent died)."""
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(1)
+        time.sleep(interval_s)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Pool-worker initializer: die with the parent (issue 8 defect 5), never outlive it."""
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+
+
+_TMP_SHARD = re.compile(r"^\.(shard-\d+\.tar)\.tmp-(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_shard_temps(out_dir: Path) -> list[Path]:
+    """Delete ``.shard-*.tar.tmp-<pid>`` files whose writer process is gone (killed builds).
+
+    A temp file of a live process (another build writing into the same folder) is kept.
+    """
+    removed = []
+    for tmp in Path(out_dir).glob(".shard-*.tmp-*"):
+        m = _TMP_SHARD.match(tmp.name)
+        if m and int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def build_corpus(
-    sources: Sequence[str], cfg: ShamisaConfig, out_dir: Path, workers: int = 1
+    sources: Sequence[str], cfg: ShamisaConfig, out_dir: Path, workers: int = 1,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[ShardResult]:
-    """Build every shard (in ``workers`` processes) and the manifest."""
+    """Build every shard (in ``workers`` processes) and the manifest.
+
+    Before: temp files of killed builds are removed. After the manifest is written, shard
+    files it does not list (an earlier build had more shards) are deleted. ``on_note``
+    receives one line per removed file.
+    """
     out_dir = Path(out_dir)
+    note = on_note or (lambda _msg: None)
+    for tmp in remove_stale_shard_temps(out_dir) if out_dir.is_dir() else []:
+        note(f"removed {tmp}, a temp file of an interrupted build")
     jobs = [(list(sources), cfg, s, str(out_dir)) for s in range(cfg.corpus.n_shards)]
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                 initargs=(os.getpid(),)) as pool:
             results = list(pool.map(_build_one, jobs))
     else:
         results = [_build_one(j) for j in jobs]
     write_manifest(out_dir, cfg, [asdict(r) for r in results], sources)
+    for stale in unlisted_shards(out_dir, read_manifest(out_dir)):
+        stale.unlink(missing_ok=True)
+        note(f"removed {stale}: an earlier build's shard that the new manifest does not list")
     return results

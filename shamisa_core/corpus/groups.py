@@ -19,7 +19,12 @@ import numpy as np
 from PIL import Image
 
 from shamisa_core.config import EngineConfig, GroupConfig
-from shamisa_core.distortions.composition import Composition, apply_levels, sample_composition
+from shamisa_core.distortions.composition import (
+    Composition,
+    apply_levels,
+    sample_composition,
+    to_uint8,
+)
 
 # Spawn-key tags: which part of a group a generator feeds.
 _TAG_REFS, _TAG_CROP, _TAG_COMP, _TAG_PREFIX, _TAG_LEVEL = range(5)
@@ -137,7 +142,7 @@ def build_group(
                 levels = [group_rng(seed, shard, group, _TAG_LEVEL, r, s, c, l) for l in range(L)]
                 outs = apply_levels(x, comp, prefix, levels)
                 for l, out in enumerate(outs):
-                    dist[v, c, l] = np.rint(out * 255.0).astype(np.uint8)
+                    dist[v, c, l] = to_uint8(out)
                     crops_meta.append(
                         {
                             "view": v,

@@ -1,9 +1,16 @@
 """WebDataset tar shards: byte-reproducible atomic writes and checked reads (DECISIONS 5, 12).
 
-One WebDataset sample is one group: ``<key>.json`` (the record), ``<key>.ref.npy`` (V, P, P, 3)
-and ``<key>.dist.npy`` (V, C, L, P, P, 3), raw uint8 ``.npy`` (lossless; faster to read than
-PNG, see ``bench/corpus_io.py``). Tar members have fixed mtime/uid/gid/mode and a fixed order,
-so the same config gives the same bytes.
+One WebDataset sample is one group: ``<key>.dist.npy`` (V, C, L, P, P, 3), ``<key>.json`` (the
+record) and ``<key>.ref.npy`` (V, P, P, 3), raw uint8 ``.npy`` (lossless; faster to read than
+PNG, see ``bench/corpus_io.py``), with V = 2R (full-scale views first).
+
+Shards are written by the stock ``webdataset.TarWriter`` (USTAR, members of a sample in sorted
+order) with a fixed mtime (0), owner (uid/gid 0, empty user/group names) and mode (0644), so
+the same config gives the same bytes; the stock ``webdataset.WebDataset`` pipeline reads them
+(tests/test_corpus_webdataset.py). The project reads them through webdataset's tar iterator
+(:func:`iter_raw`), adding a :class:`ShardError` that names a damaged file, so that the
+training reader can raise or skip and count bad shards (``bench/corpus_read.py`` compares the
+speeds).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import webdataset
+from webdataset.tariterators import tar_file_iterator
 
 from shamisa_core.atomic import file_sha256
 from shamisa_core.corpus.groups import Group
@@ -44,24 +53,22 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info, io.BytesIO(data)
-
-
-def encode_group(group: Group) -> list[tuple[str, bytes]]:
-    """The tar members of one group, in their fixed order."""
+def encode_group(group: Group) -> dict[str, Any]:
+    """One group as a WebDataset sample: ``__key__`` plus the encoded bytes per extension."""
     record = json.dumps(group.record, sort_keys=True, separators=(",", ":")).encode()
-    return [
-        (f"{group.key}.json", record),
-        (f"{group.key}.ref.npy", _npy_bytes(group.ref)),
-        (f"{group.key}.dist.npy", _npy_bytes(group.dist)),
-    ]
+    return {
+        "__key__": group.key,
+        "json": record,
+        "ref.npy": _npy_bytes(group.ref),
+        "dist.npy": _npy_bytes(group.dist),
+    }
+
+
+def _tar_writer(fh: Any) -> webdataset.TarWriter:
+    """A stock TarWriter with fixed member metadata (byte-reproducible shards)."""
+    return webdataset.TarWriter(
+        fh, user="", group="", mode=0o644, mtime=0, encoder=False, format="USTAR_FORMAT"
+    )
 
 
 def write_shard(path: Path, groups: list[Group]) -> str:
@@ -71,11 +78,9 @@ def write_shard(path: Path, groups: list[Group]) -> str:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
-            with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            with _tar_writer(fh) as writer:
                 for group in groups:
-                    for name, data in encode_group(group):
-                        info, stream = _member(name, data)
-                        tar.addfile(info, stream)
+                    writer.write(encode_group(group))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -109,32 +114,32 @@ def _decode(path: Path, key: str, parts: dict[str, bytes]) -> Sample:
 
 
 def iter_raw(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Yield ``(key, {ext: bytes})`` per sample, raising :class:`ShardError` on damage."""
+    """Yield ``(key, {ext: bytes})`` per sample, raising :class:`ShardError` on damage.
+
+    The members come from ``webdataset``'s own tar iterator (``tar_file_iterator``, the one
+    the stock pipeline uses) over an unbuffered file: the stock pipeline's buffered opener
+    costs 10-25 % of the read speed (``bench/corpus_read.py``). A member cut short raises
+    ``tarfile.ReadError`` inside it, reported here as a :class:`ShardError` naming the file.
+    """
     path = Path(path)
     if not path.exists():
         raise ShardError(path, "file does not exist")
     current: str | None = None
     parts: dict[str, bytes] = {}
     try:
-        with tarfile.open(path, mode="r|") as tar:
-            for info in tar:
-                if not info.isfile():
-                    continue
-                base = os.path.basename(info.name)
-                key, _, ext = base.partition(".")
-                fh = tar.extractfile(info)
-                data = fh.read() if fh is not None else b""
-                if len(data) != info.size:
-                    raise ShardError(path, f"member {info.name} is truncated")
+        with open(path, "rb", buffering=0) as fh:
+            for member in tar_file_iterator(fh, skip_meta=None):
+                key, _, ext = os.path.basename(member["fname"]).partition(".")
                 if current is not None and key != current:
                     yield current, parts
                     parts = {}
                 current = key
-                parts[ext] = data
+                parts[ext] = member["data"]
     except ShardError:
         raise
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ShardError(path, f"{type(exc).__name__}: {exc}") from exc
+        reason = str(exc).split(" @ <", 1)[0]  # webdataset appends the file object's repr
+        raise ShardError(path, f"{type(exc).__name__}: {reason}") from exc
     if current is not None:
         yield current, parts
 

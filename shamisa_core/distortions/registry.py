@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -74,6 +75,22 @@ _TABLE: dict[str, tuple[str, tuple[float, ...], bool]] = {
     "nonlincontrchange": ("output half-range", (0.4, 0.3, 0.2, 0.1, 0.05), False),
 }
 
+# Types that draw from ``rng`` (every other primitive is a deterministic function of the image
+# and the value, and leaves ``rng`` untouched; tests/test_engine.py checks both halves).
+STOCHASTIC_KEYS: frozenset[str] = frozenset(
+    {
+        "motionblur",
+        "colorshift",
+        "whitenoise",
+        "whitenoiseCC",
+        "impulsenoise",
+        "multnoise",
+        "jitter",
+        "noneccpatch",
+        "colorblock",
+    }
+)
+
 # Keys rounded when extended_int_distortions is false (METHOD.md §1.3, reference list of 5).
 LEGACY_INTEGER_KEYS: frozenset[str] = frozenset(
     {"lensblur", "motionblur", "jpeg", "noneccpatch", "colorblock"}
@@ -97,11 +114,19 @@ class DistortionType:
 
     @property
     def fn(self) -> Primitive:
-        """The primitive implementing this type (imported lazily)."""
-        module = importlib.import_module(
-            f"shamisa_core.distortions.primitives.{_FAMILY_MODULE[self.family]}"
-        )
-        return getattr(module, self.key)
+        """The primitive implementing this type (imported lazily, then cached)."""
+        return _primitive(self.family, self.key)
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the primitive draws from ``rng`` (see :data:`STOCHASTIC_KEYS`)."""
+        return self.key in STOCHASTIC_KEYS
+
+
+@lru_cache(maxsize=None)
+def _primitive(family: str, key: str) -> Primitive:
+    module = importlib.import_module(f"shamisa_core.distortions.primitives.{_FAMILY_MODULE[family]}")
+    return getattr(module, key)
 
 
 def _build() -> dict[str, DistortionType]:

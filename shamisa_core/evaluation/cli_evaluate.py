@@ -61,6 +61,9 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="proxy: distortion types (engine keys; default: all 26)")
     p.add_argument("--proxy-levels", metavar="L1,L2,...",
                    help="proxy: severities t in [0, 4] (default: 0,1,2,3,4)")
+    p.add_argument("--plots", metavar="DIR",
+                   help="also draw the pictures (per-type SRCC bars vs twins, predicted vs "
+                        "true scatter, t-SNE of features) as PNG files in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -113,4 +116,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         path = atomic_write_json(args.json, result)
         print(f"wrote {path}", file=sys.stderr)
+    if args.plots:
+        from .pictures import make_pictures, tables_from_meta
+
+        made = make_pictures(result, args.plots, tables_from_meta(result))
+        print(f"wrote {len(made)} pictures to {args.plots}", file=sys.stderr)
     return 0

@@ -108,7 +108,11 @@ def _twin(trained: EncoderHandle, cfg: ModelConfig, seed: int, role: str, label:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         backbone = build_backbone(cfg)
-    module = Encoder(backbone.to(device), InferenceOptions()).eval()  # the trained one's path
+    # the twins run on the trained encoder's inference path (BN folding, bf16), so that the
+    # comparison is like for like and the cache keys carry the same inference tag
+    options = getattr(trained.module, "options", None)
+    module = (Encoder(backbone.eval(), options) if options is not None
+              else Encoder(backbone)).to(device).eval()
     module.requires_grad_(False)
     meta = {k: v for k, v in trained.meta.items() if k in ("model_config", "patch_size", "arch",
                                                            "feature_dim", "format")}

@@ -77,9 +77,10 @@ class FeatureResult:
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image file as RGB (fully decoded)."""
-    with Image.open(path) as img:
-        return img.convert("RGB")
+    """Open an image file as RGB (fully decoded) with the project's one loader (shamisa_core.imageio)."""
+    from shamisa_core.imageio import read_rgb_image
+
+    return read_rgb_image(path)
 
 
 def to_pil(image: ImageInput) -> Image.Image:

@@ -159,7 +159,7 @@ def log_evaluation(result: Mapping[str, Any], *, mlflow_dir: str | Path,
                    encoder_path: str | Path | None = None,
                    regressor_path: str | Path | None = None, kind: str = "evaluation",
                    run_name: str | None = None, tags: Mapping[str, str] | None = None,
-                   ) -> EvaluationLog:
+                   pictures: Mapping[str, str | Path] | None = None) -> EvaluationLog:
     """Log ``result`` (``benchmark.evaluate_encoder``'s dict) as one parent run with nested
     dataset runs; register encoder + regressor as ``shamisa-iqa`` and apply the champion rule.
 
@@ -195,6 +195,8 @@ def log_evaluation(result: Mapping[str, Any], *, mlflow_dir: str | Path,
         if result.get("cross"):
             mlflow.log_table(cross_frame(result), artifact_file="cross_dataset_table.json")
         mlflow.log_dict(dict(result), "evaluation.json")
+        for picture in (pictures or {}).values():
+            mlflow.log_artifact(str(picture), artifact_path="pictures")
         twins = result.get("twins") or {}
         runs = {n: _log_dataset_run(n, result[n], {r: twins[r][n] for r in twins if n in twins[r]})
                 for n in names}

@@ -30,7 +30,7 @@ from .splits import SplitConfig, Splits, make_splits, read_splits, write_splits
 # 26 types x 5 levels (t = 0..4) = 1,040 images (10,400 crops per encoder). Measured on 2
 # cores: ~45 s of features per encoder (resnet18, crop 96) and ~75 s to build it once.
 # Reference-disjoint splits of 8 references are 6/1/1 (§7.2).
-DEFAULT_PROXY_SPEC = ProxySpec(n_refs=8)
+DEFAULT_PROXY_SPEC = ProxySpec()  # every proxy reference (pristine.PROXY_PHOTOS)
 
 PROXY_INFO = DatasetInfo(
     name=PROXY,

@@ -214,6 +214,13 @@ def fr_stage(run: EvaluationRun, roots: Mapping[str, str | None], *,
     return data
 
 
+def pictures_stage(run: EvaluationRun, result: Mapping[str, Any]) -> dict[str, Path]:
+    """The evaluation pictures (``pictures.py``) in ``<run>/pictures``."""
+    from .pictures import make_pictures, tables_from_meta
+
+    return make_pictures(result, run.file("pictures"), tables_from_meta(result))
+
+
 def report_stage(run: EvaluationRun) -> tuple[dict[str, Any], dict[str, Path]]:
     """Assemble the result from the stage files -> ``evaluation.json`` and the tables."""
     standard = read_stage(run, STANDARD_FILE, needed_by="quality_regressors")

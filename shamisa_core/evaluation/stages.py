@@ -144,6 +144,10 @@ def standard_section(prepared: Mapping[str, PreparedDataset], features: Mapping[
         fs = features[name]
         res = run_standard(prep, fs, alphas)
         out[name] = standard_entry(res, prep, fs)
+        if fit_final and res.predictions is not None:  # split 0's test images, for the scatter
+            first = res.predictions[res.predictions["split"] == res.predictions["split"].min()]
+            out[name]["test_points"] = {"prediction": first["prediction"].astype(float).tolist(),
+                                        "label": first["label"].astype(float).tolist()}
         if fit_final:
             reg = final_regressor(prep, fs, res.alpha, encoder.fingerprint)
             path = reg.save(regressor_path(prep, fs))

@@ -88,7 +88,9 @@ def health_blocks(health: Mapping[str, Any] | None) -> str | None:
         return None
     if bool(health.get("passed")):
         return None
-    detail = health.get("reason") or health.get("failed") or health.get("checks")
+    detail = health.get("reasons") or health.get("reason") or health.get("failed")
+    if isinstance(detail, (list, tuple)):
+        detail = "; ".join(map(str, detail))
     return "the encoder's training health check failed" + (f" ({detail})" if detail else "")
 
 

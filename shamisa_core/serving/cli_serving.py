@@ -213,6 +213,12 @@ def run_compare(args: argparse.Namespace) -> int:
     from shamisa_core.serving.compare import compare_rows, format_compare
 
     wanted = [d.strip() for d in (args.datasets or "").split(",") if d.strip()] or None
+    if (args.mlflow_dir is not None or not os.environ.get("MLFLOW_TRACKING_URI")) and not (
+            _mlflow_dir(args.mlflow_dir) / "mlflow.db").is_file():
+        print(f"no MLflow store at {_mlflow_dir(args.mlflow_dir)} (run `make run` first)")
+        if args.json:
+            atomic_write_json(args.json, [])
+        return 0
     rows = compare_rows(_tracking_uri(args.mlflow_dir), name=args.name, datasets=wanted)
     print(format_compare(rows, wanted))
     if args.json:

@@ -33,6 +33,7 @@ from shamisa_core.inference import (
     optimize_for_inference,
     prepare_input,
 )
+from shamisa_core.errors import CheckpointError
 from shamisa_core.models import ModelConfig, build_backbone
 
 CHECKPOINT_FORMAT = "shamisa-checkpoint/1"
@@ -89,14 +90,34 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     return atomic_torch_save({"format": CHECKPOINT_FORMAT, **payload}, path)
 
 
+def safe_torch_load(path: Path, what: str, fix: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` whose failures (0 bytes, truncated, garbage, not a
+    torch file) become one :class:`~shamisa_core.errors.CheckpointError` naming ``path``."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(path, f"the {what} is empty (0 bytes)", fix)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - zipfile, pickle, EOF, RuntimeError...: all damage
+        raise CheckpointError(
+            path, f"the {what} ({size} bytes) is truncated, damaged or not a torch file "
+            f"({type(exc).__module__.split('.')[0]}.{type(exc).__name__})", fix) from None
+
+
+_RESUME_FIX = ("Restore an intact copy, or start the run over with --overwrite "
+               "(the weights of the interrupted run are lost)")
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (clear error when absent/foreign)."""
+    """Read a checkpoint written by :func:`save_checkpoint`; a missing, damaged or foreign
+    file is a clear error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; nothing to resume (run without --resume)")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = safe_torch_load(path, "checkpoint", _RESUME_FIX, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
+        raise CheckpointError(path, f"it is not a {CHECKPOINT_FORMAT} checkpoint", _RESUME_FIX)
     return ckpt
 
 
@@ -159,9 +180,10 @@ def load_encoder(path: Path, device: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no encoder file at {path}; train one with `shamisa train`")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    fix = "Give the encoder.pt of a finished `shamisa train` run (or re-export it from its checkpoint)"
+    blob = safe_torch_load(path, "encoder file", fix)
     if not isinstance(blob, dict) or blob.get("format") != ENCODER_FORMAT:
-        raise ValueError(f"{path} is not a {ENCODER_FORMAT} file")
+        raise CheckpointError(path, f"it is not a {ENCODER_FORMAT} file", fix)
     cfg = dataclasses.replace(ModelConfig(**blob["model_config"]), init="random", weights_path=None)
     backbone = build_backbone(cfg)
     backbone.load_state_dict(blob["state_dict"])

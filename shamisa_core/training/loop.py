@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from shamisa_core.corpus.manifest import read_manifest
+from shamisa_core.corpus.manifest import read_manifest, verify_shards
 from shamisa_core.corpus.reader import CorpusDataset, collate_groups, list_shards
+from shamisa_core.corpus.shards import shard_name
+from shamisa_core.errors import CorpusIntegrityError, RunFolderError
 from shamisa_core.models import SHAMISAModel, build_model
 from shamisa_core.objective import compute_objective
 from shamisa_core.training.checkpoint import (
@@ -56,6 +59,8 @@ from shamisa_core.training.distributed import (
 CHECKPOINT_NAME = "checkpoint.pt"
 ENCODER_NAME = "encoder.pt"
 LOG_NAME = "train_log.jsonl"
+# What a run folder may hold: --overwrite removes only these (anything else -> refuse).
+RUN_FILES = frozenset({CHECKPOINT_NAME, ENCODER_NAME, LOG_NAME, "loss_curve.png"})
 # Train fields that may change between a run and its resumption (they do not alter the
 # trajectory of the steps already defined).
 _RESUMABLE_CHANGES = frozenset({"steps", "epochs", "checkpoint_every", "log_every", "device"})
@@ -85,6 +90,8 @@ class TrainResult:
     encoder: Path | None
     log: Path | None
     model: nn.Module | None = field(default=None, compare=False, repr=False)
+    skipped_shards: int = 0
+    skipped_groups: int = 0
 
 
 @dataclass
@@ -161,11 +168,12 @@ def _passthrough(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def make_dataset(shards: list[Path], tc: TrainConfig, info: DistInfo) -> CorpusDataset:
-    """This rank's corpus reader: shards split by rank, shuffled per epoch (METHOD §2.1)."""
+def make_dataset(shards: list[Path], tc: TrainConfig, info: DistInfo, skip_bad: bool = False) -> CorpusDataset:
+    """This rank's corpus reader: shards split by rank, shuffled per epoch (METHOD §2.1);
+    ``skip_bad`` skips (and counts) shards that fail to decode instead of stopping."""
     return CorpusDataset(
         shards, seed=tc.seed, shuffle=True, shuffle_buffer=tc.shuffle_buffer,
-        rank=info.rank, world_size=info.world_size,
+        rank=info.rank, world_size=info.world_size, on_error="skip" if skip_bad else "raise",
     )
 
 
@@ -200,42 +208,101 @@ def make_loader(dataset: CorpusDataset, tc: TrainConfig, epoch: int) -> DataLoad
     )
 
 
+def check_item_shapes(item: Mapping[str, Any], group_cfg: Any, corpus_dir: Path | None = None) -> str | None:
+    """Why a decoded group does not have the array shapes of ``group_cfg`` (None if it does).
+
+    The message names the group and its shard file (the key ``s<shard>_g<group>`` fixes it),
+    so a wrong-shape member fails with its shard's name, not with an ``IndexError`` later.
+    """
+    V, C, L, P = 2 * group_cfg.n_refs, group_cfg.n_comps, group_cfg.n_levels, group_cfg.patch_size
+    want = {"ref": (V, 3, P, P), "dist": (V, C, L, 3, P, P), "indices": (C, L), "n_dist": (C,)}
+    bad = [f"{k} {tuple(item[k].shape)} (expected {w})" for k, w in want.items()
+           if tuple(item[k].shape[: len(w)]) != w or item[k].dim() != len(w) + (k == "indices")]
+    if not bad:
+        return None
+    key = str(item.get("key", "?"))
+    shard = key[1:7] if key.startswith("s") and key[1:7].isdigit() else None
+    where = f"shard {Path(corpus_dir or '.') / shard_name(int(shard))}" if shard is not None else "a shard"
+    return (f"group {key} in {where} has wrong array shapes: {'; '.join(bad)}. Rebuild the corpus "
+            "for this config (`shamisa corpus build`), or pass --skip-bad-shards to leave such groups out")
+
+
 def batch_stream(
-    dataset: CorpusDataset, start: Position, spe: int, tc: TrainConfig
+    dataset: CorpusDataset, start: Position, spe: int, tc: TrainConfig,
+    group_cfg: Any = None, skip_bad: bool = False, corpus_dir: Path | None = None,
+    skipped: list[str] | None = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """Yield ``(epoch, batch_index, batch)`` from ``start`` onwards, epoch after epoch.
 
     Each epoch re-creates its iterator and, when resuming mid-epoch, reads and discards the
     batches already consumed, so the order is exactly that of an uninterrupted run.
+    With ``group_cfg`` every group's array shapes are checked (:func:`check_item_shapes`);
+    with ``skip_bad`` a bad group is left out (its reason appended to ``skipped``) and an
+    epoch that runs short of groups ends early instead of failing.
     """
     epoch, skip = start.epoch, start.batch_in_epoch
     while True:
         items = iter(make_loader(dataset, tc, epoch))
         for b in range(spe):
-            group = list(itertools.islice(items, tc.batch_size))
+            group: list[dict[str, Any]] = []
+            for item in items:
+                reason = check_item_shapes(item, group_cfg, corpus_dir) if group_cfg is not None else None
+                if reason is None:
+                    group.append(item)
+                elif skip_bad:
+                    if skipped is not None:
+                        skipped.append(reason)
+                else:
+                    raise CorpusIntegrityError(reason)
+                if len(group) == tc.batch_size:
+                    break
             if len(group) < tc.batch_size:
-                raise RuntimeError(f"corpus ran out in epoch {epoch} after {b} of {spe} batches")
+                if skip_bad and b > 0:
+                    break  # bad groups were left out: this epoch is shorter
+                raise RuntimeError(f"corpus ran out in epoch {epoch} after {b} of {spe} batches"
+                                   + ("; every group was skipped as bad" if skip_bad else ""))
             if b >= skip:
                 yield epoch, b, collate_groups(group)
         del items
         epoch, skip = epoch + 1, 0
 
 
-def open_corpus(corpus_dir: Path, cfg: Any, info: DistInfo) -> tuple[CorpusDataset, int, dict[str, Any]]:
+def open_corpus(
+    corpus_dir: Path, cfg: Any, info: DistInfo, skip_bad: bool = False, bad_shards: list[str] | None = None,
+) -> tuple[CorpusDataset, int, dict[str, Any]]:
     """This rank's reader, the steps per epoch and the manifest, with clear errors for a
-    missing or empty corpus, one built for another group shape, or one too small."""
-    shards = list_shards(corpus_dir)
+    missing or empty corpus, one built for another group shape, or one too small.
+
+    Every shard's sha256 is checked against the manifest first (:func:`verify_shards`): a
+    missing, truncated or swapped shard stops the run naming it, or with ``skip_bad`` is left
+    out (named in ``bad_shards``) and the steps per epoch count only the shards kept.
+    """
     manifest = read_manifest(corpus_dir)
     built, wanted = manifest["config"]["group"], dataclasses.asdict(cfg.group)
     if built != wanted:
         raise ValueError(f"corpus {corpus_dir} was built with group {built}, but training expects {wanted}")
+    problems = verify_shards(corpus_dir, manifest)
+    if problems and not skip_bad:
+        path, reason = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CorpusIntegrityError(
+            f"shard {path} does not match the corpus manifest: {reason}{more}. Rebuild the corpus "
+            f"(`shamisa corpus build --out {corpus_dir}`) or pass --skip-bad-shards to train without it"
+        )
+    bad = {p.name for p, _ in problems}
+    if bad_shards is not None:
+        bad_shards.extend(f"{p}: {r}" for p, r in problems)
+    kept = [s for s in manifest["shards"] if s["file"] not in bad]
+    if not kept:
+        raise CorpusIntegrityError(f"every shard of corpus {corpus_dir} is bad; rebuild the corpus")
+    shards = [Path(corpus_dir) / s["file"] for s in kept] if bad else list_shards(corpus_dir)
     tc: TrainConfig = cfg.train
-    sizes = [int(s["n_groups"]) for s in manifest["shards"]]
+    sizes = [int(s["n_groups"]) for s in kept]
     spe = steps_per_epoch(sizes, tc.batch_size, info.world_size, tc.num_workers)
     if spe < 1:
         raise ValueError(f"corpus {corpus_dir} has {manifest['n_groups']} groups: too few for "
                          f"batch_size={tc.batch_size} x {info.world_size} rank(s)")
-    return make_dataset(shards, tc, info), spe, manifest
+    return make_dataset(shards, tc, info, skip_bad), spe, manifest
 
 
 def group_meta(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -326,11 +393,90 @@ def check_resume_compatible(saved: Mapping[str, Any], current: Mapping[str, Any]
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Keep only log lines up to ``step`` (a crashed run may have logged past its checkpoint)."""
+    """Keep only log lines up to ``step`` (a crashed run may have logged past its checkpoint).
+
+    A torn last line (the run was killed while writing it) is dropped with a warning naming
+    the file; a damaged line elsewhere is an error naming the file and the line. The
+    shortened log replaces the old one atomically.
+    """
+    from shamisa_core.atomic import atomic_write_bytes
+
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    lines = path.read_text(errors="replace").splitlines()
+    keep = []
+    for i, ln in enumerate(lines):
+        if not ln.strip():
+            continue
+        try:
+            row = json.loads(ln)
+            row_step = int(row["step"])
+        except (ValueError, KeyError, TypeError) as exc:
+            if i == len(lines) - 1:
+                print(f"shamisa: warning: {path}: dropped a torn last line ({len(ln)} characters) "
+                      "left by an interrupted run", file=sys.stderr)
+                continue
+            raise RunFolderError(
+                f"{path} line {i + 1} is damaged ({type(exc).__name__}); fix or delete that line, "
+                "then resume again"
+            ) from None
+        if row_step <= step:
+            keep.append(ln)
+    atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files of killed checkpoint/encoder/log writes (``.checkpoint.pt.*.tmp``,
+    ...) in a run folder; returns what was removed. Only the process that owns the run
+    folder calls this, at the start of a run."""
+    removed = []
+    for name in (CHECKPOINT_NAME, ENCODER_NAME, LOG_NAME):
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _is_temp(name: str) -> bool:
+    return any(name.startswith(f".{n}.") and name.endswith(".tmp") for n in (CHECKPOINT_NAME, ENCODER_NAME, LOG_NAME))
+
+
+def prepare_run_folder(out_dir: Path, resume: bool, overwrite: bool, mutate: bool = True) -> None:
+    """Make ``out_dir`` ready for a run, never mixing two runs' files (issue 8 defect 4).
+
+    * ``resume``: the folder must hold the run to continue (``checkpoint.pt`` is read later).
+    * a new run: the folder must be absent or empty (after removing stale temp files);
+      with ``overwrite`` the previous run's files (:data:`RUN_FILES`) are deleted first,
+      but a folder holding anything else is refused, so a mistyped ``--out`` deletes nothing.
+
+    Every rank checks; only ``mutate`` (rank 0) deletes anything.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFolderError(f"--out {out_dir} is an existing file, not a folder; give a folder path")
+    if not out_dir.exists():
+        if resume:
+            raise RunFolderError(f"no run to resume in {out_dir} (the folder does not exist); run without --resume")
+        return
+    entries = sorted(p.name for p in out_dir.iterdir() if not _is_temp(p.name))
+    if resume or not entries:
+        if mutate:
+            remove_stale_temp_files(out_dir)
+        return
+    if not overwrite:
+        raise RunFolderError(
+            f"{out_dir} already holds a run ({', '.join(entries[:4])}{', ...' if len(entries) > 4 else ''}); "
+            "pass --resume to continue it, --overwrite to replace it, or pick a new --out folder"
+        )
+    foreign = [e for e in entries if e not in RUN_FILES]
+    if foreign:
+        raise RunFolderError(
+            f"--overwrite refused: {out_dir} holds files that are not part of a shamisa run "
+            f"({', '.join(foreign[:4])}); pick a new --out folder"
+        )
+    if mutate:
+        remove_stale_temp_files(out_dir)
+        for e in entries:
+            (out_dir / e).unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -340,11 +486,18 @@ def train(
     out_dir: Path | str,
     resume: bool = False,
     on_log: Callable[[dict[str, Any]], None] | None = None,
+    overwrite: bool = False,
+    skip_bad_shards: bool = False,
 ) -> TrainResult:
     """Pre-train the encoder on a built corpus (METHOD §6). See the module docstring.
 
     ``cfg`` needs ``.train`` (:class:`TrainConfig`), ``.model``, ``.graph``, ``.loss`` and
     ``.group`` sections. ``on_log`` receives every log record (rank 0 only).
+
+    ``out_dir`` must be new or empty unless ``resume`` (continue the run in it) or
+    ``overwrite`` (replace it); see :func:`prepare_run_folder`. ``skip_bad_shards`` leaves
+    out shards that fail the manifest check or do not decode, and groups with wrong array
+    shapes, counting them in the log (``skipped_shards``, ``skipped_groups``).
     """
     tc: TrainConfig = cfg.train
     deterministic = (torch.are_deterministic_algorithms_enabled(),
@@ -355,7 +508,7 @@ def train(
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        return _train(cfg, Path(corpus_dir), Path(out_dir), resume, on_log, info)
+        return _train(cfg, Path(corpus_dir), Path(out_dir), resume, on_log, info, overwrite, skip_bad_shards)
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         shutdown_distributed(info)
@@ -364,13 +517,20 @@ def train(
 def _train(
     cfg: Any, corpus_dir: Path, out_dir: Path, resume: bool,
     on_log: Callable[[dict[str, Any]], None] | None, info: DistInfo,
+    overwrite: bool = False, skip_bad: bool = False,
 ) -> TrainResult:
     tc: TrainConfig = cfg.train
     device = resolve_device(tc.device, info)
     dtype = amp_dtype(tc.amp, device)
     cfg_dict = config_dict(cfg)
 
-    dataset, spe, manifest = open_corpus(corpus_dir, cfg, info)
+    bad_shards: list[str] = []
+    dataset, spe, manifest = open_corpus(corpus_dir, cfg, info, skip_bad, bad_shards)
+    if info.is_main:
+        for line in bad_shards:
+            print(f"shamisa: warning: skipping bad shard {line}", file=sys.stderr)
+    prepare_run_folder(out_dir, resume, overwrite, mutate=info.is_main)
+    barrier(info)
     total_steps = tc.steps or tc.epochs * spe
 
     # Model, optimiser, schedule, scaler.
@@ -385,6 +545,7 @@ def _train(
 
     pos = Position()
     out_dir.mkdir(parents=True, exist_ok=True)
+    skipped_groups: list[str] = []
     ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
     if resume:
         ckpt = load_checkpoint(ckpt_path, map_location=device)
@@ -420,7 +581,8 @@ def _train(
     t_start = t_log = time.perf_counter()
     start_step = steps_at_log = pos.step
     loss_value = float("nan")
-    with contextlib.closing(batch_stream(dataset, pos, spe, tc)) as stream:
+    with contextlib.closing(batch_stream(dataset, pos, spe, tc, cfg.group, skip_bad, corpus_dir,
+                                         skipped_groups)) as stream:
         for epoch, b, batch in stream if pos.step < total_steps else ():
             ref = batch["ref"].to(device, non_blocking=True)
             dist = batch["dist"].to(device, non_blocking=True)
@@ -445,6 +607,8 @@ def _train(
                     **diag, **representation_stats(h, z),
                     "crops_per_s": crops_per_step * (pos.step - steps_at_log) / max(now - t_log, 1e-9),
                     "wall_s": now - t_start,
+                    "skipped_shards": len(bad_shards) + len(set(dataset.stats.skipped_shards)),
+                    "skipped_groups": len(skipped_groups),
                 }
                 with log_path.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
@@ -476,4 +640,6 @@ def _train(
         encoder=enc_path,
         log=log_path if info.is_main else None,
         model=model,
+        skipped_shards=len(bad_shards) + len(set(dataset.stats.skipped_shards)),
+        skipped_groups=len(skipped_groups),
     )

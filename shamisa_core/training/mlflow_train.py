@@ -21,8 +21,8 @@ from shamisa_core.tracking import (
     read_jsonl,
     setup,
 )
-from shamisa_core.artifacts import ENCODER_FILE, LOSS_CURVE_FILE, TRAIN_LOG_FILE
-from shamisa_core.training.report import loss_curve_png
+from shamisa_core.artifacts import DIAGNOSTICS_FILE, ENCODER_FILE, LOSS_CURVE_FILE, TRAIN_LOG_FILE
+from shamisa_core.training.report import diagnostics_png, loss_curve_png
 
 _ENTRY = Path(__file__).parents[1] / "serving" / "encoder_model_entry.py"
 
@@ -35,6 +35,7 @@ class TrackedTraining:
     experiment_id: str
     model_version: str | None
     loss_curve: Path | None
+    diagnostics: Path | None = None
 
 
 def log_training(
@@ -56,6 +57,7 @@ def log_training(
     exp_id = setup(mlflow_dir, experiment)
     rows = read_jsonl(log_path) if log_path.exists() else []
     plot = loss_curve_png(rows, out_dir / LOSS_CURVE_FILE) if rows else None
+    diagnostics = diagnostics_png(rows, out_dir / DIAGNOSTICS_FILE)
     with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as run:
         log_params(config)
         log_step_metrics(rows)
@@ -63,6 +65,8 @@ def log_training(
             mlflow.log_artifact(str(log_path))
         if plot is not None:
             mlflow.log_artifact(str(plot))
+        if diagnostics is not None:
+            mlflow.log_artifact(str(diagnostics))
         version = None
         if register:
             info = mlflow.pyfunc.log_model(
@@ -73,4 +77,4 @@ def log_training(
                 registered_model_name=ENCODER_MODEL_NAME,
             )
             version = str(info.registered_model_version) if info.registered_model_version else None
-    return TrackedTraining(run.info.run_id, exp_id, version, plot)
+    return TrackedTraining(run.info.run_id, exp_id, version, plot, diagnostics)

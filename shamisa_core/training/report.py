@@ -53,3 +53,44 @@ def loss_curve_png(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     plt.close(fig)
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
+
+
+def diagnostics_png(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Training diagnostics over steps: effective rank of ``h``, per-dimension std of ``z``
+    (mean and min) and every loss term (``loss`` and ``loss/...``), one panel each group."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r.get("step", i) for i, r in enumerate(rows)]
+    keys = sorted({k for r in rows for k in r})
+
+    def series(key: str) -> list[float]:
+        return [float(r[key]) if isinstance(r.get(key), (int, float)) else float("nan") for r in rows]
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), dpi=100)
+    for key in ("h/erank", "h/erank_raw"):
+        if key in keys:
+            axes[0].plot(steps, series(key), label=key)
+    axes[0].set_title("effective rank of h")
+    for key in ("z/std_mean", "z/std_min"):
+        if key in keys:
+            axes[1].plot(steps, series(key), label=key)
+    axes[1].set_title("std of z")
+    for key in [k for k in keys if k == "loss" or k.startswith("loss/")]:
+        axes[2].plot(steps, series(key), label=key.split("/", 1)[-1],
+                     color="black" if key == "loss" else None)
+    axes[2].set_title("loss terms")
+    for ax in axes:
+        ax.set_xlabel("step")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)

@@ -22,6 +22,7 @@ from shamisa_core.evaluation import stages
 from shamisa_core.evaluation.cache import features_key, key_parts
 from shamisa_core.evaluation.encoders import load_trained
 from shamisa_core.evaluation.prepared import prepare_dataset
+from shamisa_core.evaluation.report import format_table
 
 
 def _evaluate(enc: Path, root: Path, cache: Path) -> dict:
@@ -72,6 +73,8 @@ def test_two_copies_with_the_same_labels_do_not_share(base, tmp_path):
     assert not rb["kadid10k"]["features"]["cache_hit"]
     assert rb["kadid10k"]["features"]["n_failed"] == 1
     assert rb["kadid10k"]["features"]["failed"][0][0].endswith(victim.name)
+    text = format_table(rb)  # the printed table names the failed image, not only the JSON
+    assert "failed images (1" in text and victim.name in text
     again = _evaluate(base["enc"], a, cache)  # the intact copy keeps all its images
     assert again["kadid10k"]["features"]["cache_hit"]
     assert again["kadid10k"]["features"]["n_failed"] == 0

@@ -110,3 +110,11 @@ def test_paper_table_layout():
     assert trained[1:3] == ["0.900", "0.910"] and trained[3] == "-"
     assert trained[-3:] == ["0.800", "0.800", "0.800 |"]  # synthetic (0.9+0.7)/2, authentic 0.8
     assert lines[3].startswith("| untrained twin | 0.500 | 0.550 | - |")
+    twins = {**{k: v for k, v in result.items() if k != "baseline"},
+             "twins": {"init_twin": {"live": {"srcc": 0.6, "plcc": 0.65}},
+                       "random_twin": {"live": {"srcc": 0.4, "plcc": 0.45}}},
+             "meta": {"twins": {"init_twin": {"label": "init twin (imagenet)"},
+                                "random_twin": {"label": "random twin"}}}}
+    lines = paper_table(twins).splitlines()
+    assert lines[3].startswith("| init twin (imagenet) | 0.600 | 0.650 | - |")
+    assert lines[4].startswith("| random twin | 0.400 | 0.450 | - |")

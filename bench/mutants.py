@@ -1,0 +1,272 @@
+"""Mutation score of one library package with mutmut 3.8.1; prints and records JSON.
+
+    python bench/mutants.py --package corpus [--max-children 1] [--budget-s 3600] [--resume]
+                            [--sample N --seed S]
+
+Each package is mutated in its own scratch copy of the repository
+(``outputs/mutants/<package>/``, git-ignored), with only the fast tests that cover it
+(``TESTS`` below), so a run never touches the working tree. A run that exceeds
+``--budget-s`` is stopped and the partial result is reported honestly (``complete: false``,
+how many mutants were tested); ``--resume`` continues it (mutmut keeps per-mutant results).
+
+``--sample N`` tests a uniform random sample of N mutants (seeded) instead of all of them,
+for machines where a full run does not fit; the JSON then says ``sampled: N of M`` and the
+kill rate is that of the sample (with a 95% Wilson interval).
+
+Kill rate = killed / (tested - equivalent), where ``killed`` counts mutants that a test
+failed on or that timed out, and ``equivalent`` are the surviving mutants listed in
+``tests/mutation/equivalent.txt`` (``<mutant name>  # one-line reason``). The result of
+each package is merged into ``bench/mutants.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The fast tests that exercise each package (mutmut maps each mutated function to the tests
+# that reach it, and runs only those per mutant).
+TESTS: dict[str, list[str]] = {
+    "corpus": [
+        "tests/test_corpus.py",
+        "tests/test_indep_corpus.py",
+        "tests/test_indep_mutants_corpus.py",
+    ],
+    "training": [
+        "tests/test_training.py",
+        "tests/test_indep_training.py",
+        "tests/test_indep_mutants_training.py",
+    ],
+    "evaluation": [
+        "tests/test_eval_*.py",
+        "tests/test_indep_eval*.py",
+        "tests/test_indep_proxy.py",
+        "tests/faults/test_eval_cache*.py",
+    ],
+}
+# Tests left out of a package's mutation runs: slow and already covered by the faster ones
+# (DDP spawns processes that mutmut cannot trace; the Dagster evaluation assets re-run the
+# whole protocol).
+DESELECT: dict[str, str] = {
+    "corpus": "",
+    "training": "not ddp and not dataloader_workers and not torchrun",
+    "evaluation": "",
+}
+EXCLUDE_FILES: dict[str, list[str]] = {"evaluation": ["tests/test_eval_dagster.py"]}
+COPY = ["shamisa_core", "assets", "pipelines", "config", "tests", "pyproject.toml"]
+# exit code -> status, as mutmut 3.8.1's ``stats.status_by_exit_code``
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+
+
+def _status_map() -> dict:
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code
+
+
+def prepare(pkg: str, work: Path, resume: bool) -> None:
+    """Copy the sources and tests into ``work`` and write its mutmut configuration."""
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in COPY:
+        src, dst = REPO / name, work / name
+        if not src.exists():
+            continue
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+    tests = sorted({str(p.relative_to(work)) for pat in TESTS[pkg] for p in work.glob(pat)}
+                   - set(EXCLUDE_FILES.get(pkg, [])))
+    if not tests:
+        raise SystemExit(f"no tests found for {pkg}: {TESTS[pkg]}")
+    cfg = [
+        "[mutmut]",
+        "source_paths=shamisa_core",
+        f"only_mutate=shamisa_core/{pkg}/*",
+        "also_copy=",
+        "    assets",
+        "    pipelines",
+        "    config",
+        "pytest_add_cli_args_test_selection=",
+        *[f"    {t}" for t in tests],
+        "pytest_add_cli_args=",
+        "    -q",
+        "    -p",
+        "    no:cacheprovider",
+        "    -m",
+        "    not slow",
+        *(["    -k", f"    {DESELECT[pkg]}"] if DESELECT.get(pkg) else []),
+        "process_isolation=forkserver",
+        "use_git_change_detection=false",
+        "",
+    ]
+    (work / "setup.cfg").write_text("\n".join(cfg))
+
+
+def all_mutant_names(pkg: str, work: Path) -> list[str]:
+    """Every mutant name of the package (from the ``.meta`` files of a generated run)."""
+    names = []
+    for meta in sorted((work / "mutants" / "shamisa_core" / pkg).rglob("*.meta")):
+        names.extend(json.loads(meta.read_text()).get("exit_code_by_key", {}))
+    return sorted(names)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
+    """95% Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return None
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return [round(c - h, 4), round(c + h, 4)]
+
+
+def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
+    """Per-file and total counts from mutmut's ``.meta`` files in ``work/mutants``."""
+    status_by_exit_code = _status_map()
+    equivalent = {}
+    eq_file = REPO / "tests" / "mutation" / "equivalent.txt"
+    if eq_file.exists():
+        for line in eq_file.read_text().splitlines():
+            name, _, reason = line.partition("#")
+            if name.strip():
+                equivalent[name.strip()] = reason.strip()
+    later = {}
+    later_file = REPO / "tests" / "mutation" / "killed_after_review.txt"
+    if later_file.exists():
+        for line in later_file.read_text().splitlines():
+            name, _, test = line.partition("#")
+            if name.strip():
+                later[name.strip()] = test.strip()
+    files: dict[str, dict] = {}
+    survivors: list[dict] = []
+    for meta in sorted((work / "mutants" / "shamisa_core" / pkg).rglob("*.meta")):
+        data = json.loads(meta.read_text())
+        rel = str(meta.relative_to(work / "mutants"))[: -len(".meta")]
+        c = {"mutants": 0, "tested": 0, "killed": 0, "survived": 0, "equivalent": 0, "no_tests": 0, "other": 0}
+        for key, code in data.get("exit_code_by_key", {}).items():
+            if only is not None and key not in only:
+                continue
+            c["mutants"] += 1
+            status = status_by_exit_code.get(code, "not checked") if code is not None else "not checked"
+            if status == "not checked":
+                continue
+            if status == "no tests":
+                c["no_tests"] += 1
+                c["tested"] += 1
+                if key in equivalent:
+                    c["equivalent"] += 1
+                else:
+                    survivors.append({"mutant": key, "status": status})
+                continue
+            c["tested"] += 1
+            if status in KILLED:
+                c["killed"] += 1
+            elif status == "survived":
+                if key in equivalent:
+                    c["equivalent"] += 1
+                    survivors.append({"mutant": key, "status": "equivalent", "reason": equivalent[key]})
+                else:
+                    c["survived"] += 1
+                    survivors.append({"mutant": key, "status": status})
+            else:
+                c["other"] += 1
+                survivors.append({"mutant": key, "status": status})
+        files[rel] = c
+    total = {k: sum(f[k] for f in files.values()) for k in ("mutants", "tested", "killed", "survived", "equivalent", "no_tests", "other")}
+    denom = total["tested"] - total["equivalent"]
+    total["kill_rate"] = round(total["killed"] / denom, 4) if denom else None
+    total["complete"] = total["tested"] == total["mutants"]
+    total["kill_rate_95ci"] = wilson(total["killed"], denom)
+    # survivors that a test added after the run kills (checked by hand, see the file)
+    total["killed_after_review"] = sum(1 for s_ in survivors if s_["mutant"] in later and s_["status"] != "equivalent")
+    k2 = total["killed"] + total["killed_after_review"]
+    total["kill_rate_after_review"] = round(k2 / denom, 4) if denom else None
+    for s_ in survivors:
+        if s_["mutant"] in later:
+            s_["killed_later_by"] = later[s_["mutant"]]
+    return {"package": f"shamisa_core/{pkg}", "totals": total, "files": files, "not_killed": survivors,
+            "tests": TESTS[pkg]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--package", required=True, choices=sorted(TESTS))
+    p.add_argument("--max-children", type=int, default=1)
+    p.add_argument("--budget-s", type=float, default=3 * 3600, help="stop after this many seconds")
+    p.add_argument("--resume", action="store_true", help="keep earlier results in outputs/mutants/<pkg>")
+    p.add_argument("--collect-only", action="store_true", help="only summarise an earlier run")
+    p.add_argument("--sample", type=int, default=0, help="test a seeded random sample of N mutants")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(REPO / "bench" / "mutants.json"))
+    args = p.parse_args(argv)
+    work = REPO / "outputs" / "mutants" / args.package
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    t0 = time.time()
+    stopped = False
+    sample: list[str] = []
+    if args.sample:
+        if not (work / "mutants" / "mutmut-stats.json").exists():
+            # generate the mutants and collect the test stats only: a filter that matches no
+            # mutant makes mutmut stop right after those two phases
+            prepare(args.package, work, args.resume)
+            args.resume = True
+            subprocess.run([str(Path(sys.executable).parent / "mutmut"), "run", "--max-children",
+                            str(args.max_children), "no-such-mutant"], cwd=work, env=env,
+                           stdout=open(work / "mutmut-stats.log", "w"), stderr=subprocess.STDOUT,
+                           timeout=args.budget_s)
+            if not (work / "mutants" / "mutmut-stats.json").exists():
+                raise SystemExit(f"mutmut did not collect stats; see {work / 'mutmut-stats.log'}")
+        import random
+
+        names = all_mutant_names(args.package, work)
+        sample = sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
+    if not args.collect_only:
+        prepare(args.package, work, args.resume)
+        mutmut = Path(sys.executable).parent / "mutmut"
+        proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(args.max_children), *sample],
+                                cwd=work, env=env, start_new_session=True,
+                                stdout=open(work / "mutmut.log", "w"), stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=args.budget_s)
+        except subprocess.TimeoutExpired:
+            stopped = True
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    result = collect(args.package, work, set(sample) if sample else None)
+    if sample:
+        result["sampled"] = f"{len(sample)} of {len(all_mutant_names(args.package, work))}"
+        result["sample_seed"] = args.seed
+    result["wall_s"] = round(time.time() - t0, 1)
+    result["stopped_by_budget"] = stopped
+    result["mutmut"] = "3.8.1"
+    out = Path(args.out)
+    allres = json.loads(out.read_text()) if out.exists() else {}
+    allres[args.package] = result
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(allres, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, out)
+    print(json.dumps({"package": result["package"], **result["totals"], "wall_s": result["wall_s"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The fault-test suite (issue 8): damaged inputs, interruptions, clear errors."""
