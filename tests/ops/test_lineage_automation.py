@@ -62,7 +62,8 @@ def test_corpus_seed_change_marks_exactly_downstream_unsynced_and_reruns_only_th
     assert all(crop[k] == "FRESH" for k in crop if k not in AFTER_FEATURES)
 
 
-def test_schedule_and_sensor_ticks_request_runs_and_refresh_the_champion_tags(pipeline, tmp_path):
+def test_schedule_and_sensor_ticks_request_runs_and_refresh_the_champion_tags(pipeline, tmp_path,
+                                                                             monkeypatch):
     from dagster import DagsterInstance, build_schedule_context, build_sensor_context, materialize
     from mlflow.tracking import MlflowClient
 
@@ -77,6 +78,7 @@ def test_schedule_and_sensor_ticks_request_runs_and_refresh_the_champion_tags(pi
     from shamisa_core.tracking import IQA_MODEL_NAME, tracking_uri
 
     out, datasets = Path(pipeline["SHAMISA_OUTPUTS"]), Path(pipeline["SHAMISA_DATASETS_DIR"])
+    monkeypatch.setenv("DAGSTER_HOME", pipeline["DAGSTER_HOME"])  # the instance config reads it
     resources = {"paths": OutputPaths(root=str(out)),
                  "dataset_roots": DatasetRoots(config_dir=str(datasets)),
                  "evaluation": EvaluationSettings(),

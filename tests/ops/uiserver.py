@@ -159,3 +159,84 @@ def launch_and_wait(server: DagsterDev, location: str, repository: str, assets: 
     if status != "SUCCESS":
         raise AssertionError(f"run {run_id} of {assets} ended {status}:\n{server.log_tail()}")
     return run_id
+
+
+class HeadlessChromium:
+    """Headless Chromium driven over the DevTools protocol (``websocket-client``), so that a
+    test can click in the page and see what a person sees (images decoded and laid out)."""
+
+    def __init__(self, browser: str, profile: Path, width: int = 1600, height: int = 1000) -> None:
+        import websocket
+
+        self.port = free_port()
+        self._log = open(profile.with_suffix(".log"), "w")
+        self.proc = subprocess.Popen(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--hide-scrollbars", f"--window-size={width},{height}", f"--user-data-dir={profile}",
+             f"--remote-debugging-port={self.port}", "--remote-allow-origins=*", "about:blank"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json", timeout=5) as r:
+                    pages = [p for p in json.loads(r.read()) if p.get("type") == "page"]
+                if pages:
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.close()
+                raise AssertionError("Chromium's DevTools endpoint did not come up")
+            time.sleep(1)
+        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=120)
+        self._id = 0
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self._id:
+                if "error" in msg:
+                    raise AssertionError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def js(self, expression: str) -> Any:
+        out = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                        awaitPromise=True)
+        return out.get("result", {}).get("value")
+
+    def open(self, url: str, ready_js: str, timeout: float = 180) -> None:
+        """Navigate and wait until ``ready_js`` is true in the page."""
+        self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + timeout
+        while not self.js(f"Boolean({ready_js})"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url}: {ready_js} never became true")
+            time.sleep(1)
+
+    def wait_for(self, condition_js: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.js(f"Boolean({condition_js})"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never true: {condition_js}")
+            time.sleep(1)
+
+    def screenshot(self, path: Path) -> None:
+        import base64
+
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+        if self.proc.poll() is None:
+            os.killpg(os.getpgid(self.proc.pid), signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(os.getpgid(self.proc.pid), signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
