@@ -50,7 +50,7 @@ def main() -> int:
         cfg = env_config()
         print(f"\nProxy benchmark (pseudo-MOS, not human scores; references never trained on): profile "
               f"{cfg.profile}, {cfg.model.arch} init={cfg.model.init}, training seed {cfg.train.seed}, "
-              f"corpus seed {cfg.corpus.seed}. One run: see README 'Quality over seeds' for the spread.")
+              f"corpus seed {cfg.corpus.seed}. One run: see README 'The CPU profile'.")
         print(table.read_text())
     return 0
 
