@@ -112,6 +112,13 @@ class ShamisaConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+# What both CPU profiles share: the group shape and corpus size, and a 200-step run.
+_CPU_SHAPE: dict[str, Any] = {
+    "group.patch_size": 96, "group.n_refs": 2, "group.n_comps": 2, "group.n_levels": 3,
+    "corpus.n_shards": 8, "corpus.groups_per_shard": 32,
+}
+_CPU_RUN: dict[str, Any] = {"train.steps": 200, "train.checkpoint_every": 100, "train.log_every": 10}
+
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     # The CPU default (docs/DECISIONS.md P1): ImageNet-initialised EfficientNet-Lite0, the
@@ -120,12 +127,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # bench/profile_sweep.py that trained 200 steps with h healthiest (effective rank 31, no
     # NaN). It does NOT yet beat its ImageNet twin on the proxy (README).
     "cpu-small": {
-        "group.patch_size": 96,
-        "group.n_refs": 2,
-        "group.n_comps": 2,
-        "group.n_levels": 3,
-        "corpus.n_shards": 8,
-        "corpus.groups_per_shard": 32,
+        **_CPU_SHAPE,
         "model.arch": "efficientnet_lite0",
         "model.init": "imagenet",
         "model.channels_last": True,
@@ -134,18 +136,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "model.bn_eval": True,
         # evaluation crops = the 96-px training patch, not the paper's 224 (README): the
         # ImageNet twin scored 0.457 / 0.403 / 0.407 SRCC at 96 / 128 / 224 px on the proxy
-        "train.steps": 200,
-        "train.checkpoint_every": 100,
-        "train.log_every": 10,
+        **_CPU_RUN,
     },
     # The previous CPU default: random-init ResNet-18 (kept for comparison, README).
     "cpu-resnet18": {
-        "group.patch_size": 96,
-        "group.n_refs": 2,
-        "group.n_comps": 2,
-        "group.n_levels": 3,
-        "corpus.n_shards": 8,
-        "corpus.groups_per_shard": 32,
+        **_CPU_SHAPE,
         "model.arch": "resnet18",
         "model.init": "random",
         # With a random init and a few hundred CPU steps, the kNN/transport edge reward
@@ -153,9 +148,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ablation": "B7",
         "model.projector_input": "f",
         "train.lr": 0.01,
-        "train.steps": 200,
-        "train.checkpoint_every": 100,
-        "train.log_every": 10,
+        **_CPU_RUN,
     },
 }
 
