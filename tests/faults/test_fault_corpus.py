@@ -118,7 +118,7 @@ def test_sigkill_of_corpus_build_leaves_no_orphans_and_no_torn_shards(photos, tm
     from shamisa_core.corpus.shards import verify_shard
 
     out = tmp_path / "c"
-    cmd = shamisa_cmd(*_build(photos, out, 6, workers=2, gps=3))
+    cmd = shamisa_cmd(*_build(photos, out, 12, workers=2, gps=6))
     proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: set[int] = set()
     deadline = time.monotonic() + 300
@@ -142,7 +142,7 @@ def test_sigkill_of_corpus_build_leaves_no_orphans_and_no_torn_shards(photos, tm
     assert rebuild.returncode == 0 and "Traceback" not in rebuild.stderr, rebuild.stderr
     assert not list(out.glob(".shard-*"))
     ref = tmp_path / "ref"
-    assert subprocess.run(shamisa_cmd(*_build(photos, ref, 6, workers=1, gps=3)), env=cli_env(),
+    assert subprocess.run(shamisa_cmd(*_build(photos, ref, 12, workers=1, gps=6)), env=cli_env(),
                           capture_output=True, timeout=900).returncode == 0
     assert _shards(out) == _shards(ref)
 
