@@ -25,6 +25,11 @@ class TrainConfig:
     * ``amp``: ``auto`` = bf16 autocast on CPUs with native bf16, fp16 + GradScaler on CUDA
       (DECISIONS 11); ``off`` = float32.
     * ``num_workers``: DataLoader worker processes (spawned; 0 = read in the main process).
+    * ``backbone_lr_scale``: the backbone's lr is ``lr * backbone_lr_scale`` (1 = the paper:
+      one lr for every parameter). Fine-tuning an ImageNet encoder for a few hundred CPU steps
+      needs a smaller backbone lr than the freshly initialised heads (docs/DECISIONS.md P4).
+    * ``head_warmup_steps``: the backbone takes no optimiser step for the first N steps, while
+      the projector and heads start (0 = the paper; docs/DECISIONS.md P4).
     """
 
     batch_size: int = 2
@@ -44,6 +49,8 @@ class TrainConfig:
     device: Device = "auto"
     shuffle_buffer: int = 16
     deterministic: bool = True
+    backbone_lr_scale: float = 1.0
+    head_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         """Validate ranges and enumerations with readable messages."""
@@ -68,5 +75,7 @@ class TrainConfig:
             raise ValueError(f"train.t0_steps must be >= 1 or None, got {self.t0_steps}")
         if self.num_workers < 0:
             raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        if self.backbone_lr_scale < 0 or self.head_warmup_steps < 0:
+            raise ValueError("train.backbone_lr_scale and train.head_warmup_steps must be >= 0")
         if self.lr <= 0 or self.eta_min < 0 or self.momentum < 0 or self.weight_decay < 0:
             raise ValueError("train.lr must be > 0; eta_min, momentum, weight_decay >= 0")

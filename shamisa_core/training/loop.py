@@ -133,8 +133,30 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 
 
 def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.SGD:
-    """SGD over all parameters, weight decay on all (METHOD §6.2); no-grad ones are skipped."""
-    return torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    """SGD over all parameters, weight decay on all (METHOD §6.2); no-grad ones are skipped.
+
+    With ``tc.backbone_lr_scale != 1`` the parameters form two groups: group 0 the heads
+    (projector, prototype head, aggregator) at ``lr``, group 1 the backbone at
+    ``lr * backbone_lr_scale`` (docs/DECISIONS.md P4). The scheduler scales both alike.
+    """
+    kw = {"lr": tc.lr, "momentum": tc.momentum, "weight_decay": tc.weight_decay}
+    backbone = getattr(model, "backbone", None)
+    if tc.backbone_lr_scale == 1.0 or backbone is None:
+        return torch.optim.SGD(model.parameters(), **kw)
+    ids = {id(p) for p in backbone.parameters()}
+    heads = [p for p in model.parameters() if id(p) not in ids]
+    return torch.optim.SGD([{"params": heads},
+                            {"params": list(backbone.parameters()), "lr": tc.lr * tc.backbone_lr_scale}], **kw)
+
+
+def hold_backbone(model: nn.Module) -> None:
+    """Drop the backbone's gradients so that this optimiser step leaves it (and its momentum
+    and weight decay) untouched: the head warm-up (``train.head_warmup_steps``, P4). Works the
+    same under DDP, where gradients are already reduced when this runs."""
+    backbone = getattr(model, "backbone", None)
+    if backbone is not None:
+        for p in backbone.parameters():
+            p.grad = None
 
 
 def build_scheduler(
@@ -292,6 +314,8 @@ def _train(
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(pos.step + 1, epoch, loss_value, term_floats(terms, prefix=""))
             scaler.scale(total).backward()
+            if pos.step < tc.head_warmup_steps:
+                hold_backbone(model)
             scaler.step(opt)
             scaler.update()
             sched.step(pos.step)
