@@ -20,15 +20,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:  # pragma: no cover
-    from shamisa_core.models import ModelConfig
-
-FEATURE_DIMS: dict[str, int] = {"resnet18": 512, "resnet50": 2048, "efficientnet_lite0": 1280}
+from shamisa_core.config.model import FEATURE_DIMS, ModelConfig  # noqa: F401 - FEATURE_DIMS re-exported
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TF_MEAN = (0.5, 0.5, 0.5)

@@ -7,40 +7,12 @@ configuration "A0" (DECISIONS.md 9).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-PairMetric = Literal["euc", "cos"]
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Loss coefficients and switches (METHOD §4.2-4.4).
-
-    ``soft=False`` is ablation A1 (unweighted pair term); ``lambda_reg=0`` is A2;
-    ``gamma=0`` is E1. ``single_view_var_cov`` computes var/cov on all N rows at once instead
-    of the two batch halves (reference option, off in A0).
-    """
-
-    lambda_var: float = 11.975680785304435
-    lambda_inv: float = 88.36882206311276
-    lambda_cov: float = 57.21249573027589
-    lambda_reg: float = 0.03419084992354765
-    gamma: float = 0.49057801093072007
-    soft: bool = True
-    pair_metric: PairMetric = "euc"
-    var_eps: float = 1e-4
-    std_target: float = 1.0
-    single_view_var_cov: bool = False
-
-    def __post_init__(self) -> None:
-        """Validate the pair metric."""
-        if self.pair_metric not in ("euc", "cos"):
-            raise ValueError(f"LossConfig.pair_metric={self.pair_metric!r}; expected 'euc' or 'cos'")
+# The settings dataclass lives with the rest of the configuration (torch-free); re-exported.
+from shamisa_core.config.loss import LossConfig, PairMetric  # noqa: F401
 
 
 def batch_halves(z: Tensor, n_ref: int) -> tuple[Tensor, Tensor]:

@@ -11,7 +11,6 @@ variance/covariance terms run in at least float32 even under autocast (DECISIONS
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .graphs.combine import GraphResult, build_graph
-from .graphs.config import BRANCHES, GraphConfig, config_field_names
+from .graphs.config import BRANCHES, GraphConfig
 from .graphs.indexing import BatchShape
 from .losses import (
     LossConfig,
@@ -156,48 +155,8 @@ def compute_objective(
     return ObjectiveOutput(total=total, terms=terms, diagnostics=_diagnostics(graph), graph=graph)
 
 
-# --------------------------------------------------------------------------------------------
-# Ablations (METHOD §4.6). Each entry: field overrides routed to GraphConfig or LossConfig.
-
-_METADATA_OFF = {"coef_structural": 0.0, "coef_ref_dist": 0.0, "coef_ref_ref": 0.0, "coef_dist_dist": 0.0}
-
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "A0": {},
-    "A1": {"soft": False, "knn_soft": False},  # binary relations
-    "A2": {"lambda_reg": 0.0},  # no edge regulariser
-    "A3": {"weighting": "none"},  # no adaptive branch weighting (pi_b = 1)
-    "A4": {"weighting": "learned"},  # aggregator trained (no stop-gradient)
-    "B1": {"coef_transport": 0.0},  # drop transport
-    "B2": {"coef_knn": 0.0},  # drop kNN
-    "B3": {"coef_ref_dist": 0.0},  # drop ref-dist
-    "B4": {"coef_dist_dist": 0.0},  # drop dist-dist
-    "B5": {"coef_ref_ref": 0.0},  # drop ref-ref
-    "B6": {**_METADATA_OFF, "coef_transport": 0.0},  # kNN only
-    "B7": {"coef_knn": 0.0, "coef_transport": 0.0},  # metadata only
-    "B8": dict(_METADATA_OFF),  # structure only (kNN + transport)
-    "C1": {"transport_sparse": "topk_each", "transport_sparse_k": 8},  # per-row transport
-    "E1": {"gamma": 0.0},  # no prototype alignment
-    "F1": {"severity_curve": "original"},  # reciprocal severity curve
-}
-
-_GRAPH_FIELDS = config_field_names(GraphConfig)
-_LOSS_FIELDS = config_field_names(LossConfig)
-assert not (_GRAPH_FIELDS & _LOSS_FIELDS), "GraphConfig and LossConfig field names must not overlap"
-
-
-def apply_ablation(
-    graph_cfg: GraphConfig, loss_cfg: LossConfig, name: str
-) -> tuple[GraphConfig, LossConfig]:
-    """Return copies of the configs with ablation ``name`` (METHOD §4.6) applied."""
-    if name not in ABLATIONS:
-        raise KeyError(f"unknown ablation {name!r}; known: {sorted(ABLATIONS)}")
-    overrides = ABLATIONS[name]
-    g = {k: v for k, v in overrides.items() if k in _GRAPH_FIELDS}
-    lo = {k: v for k, v in overrides.items() if k in _LOSS_FIELDS}
-    unknown = set(overrides) - set(g) - set(lo)
-    if unknown:  # pragma: no cover - guarded by tests
-        raise KeyError(f"ablation {name!r} sets unknown fields {sorted(unknown)}")
-    return dataclasses.replace(graph_cfg, **g), dataclasses.replace(loss_cfg, **lo)
+# Ablations (METHOD §4.6): the table lives with the configuration; re-exported here.
+from shamisa_core.config.ablations import ABLATIONS, apply_ablation  # noqa: E402,F401
 
 
 __all__ = [

@@ -1,8 +1,9 @@
 """Encoder pre-training (METHOD.md §4.1, §6; DECISIONS.md 10-12): config, loop, checkpoints,
 DDP helpers and the ``shamisa train`` command.
 
-Names are imported lazily (PEP 562) so that ``shamisa_core.config`` can import
-``training.config`` without pulling in the loop (which imports the corpus reader).
+Names are imported lazily (PEP 562) so that importing one submodule (e.g. ``checkpoint``
+to load an encoder) does not pull in the loop and the corpus reader. ``TrainConfig`` lives
+in :mod:`shamisa_core.config.train` and is re-exported here.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from shamisa_core.corpus.manifest import read_manifest, verify_shards
 from shamisa_core.corpus.reader import CorpusDataset, collate_groups, list_shards
 from shamisa_core.corpus.shards import shard_name
 from shamisa_core.errors import CorpusIntegrityError
-from shamisa_core.training.config import TrainConfig
+from shamisa_core.config.train import TrainConfig
 from shamisa_core.training.distributed import DistInfo
 
 if TYPE_CHECKING:  # pragma: no cover

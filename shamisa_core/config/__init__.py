@@ -1,5 +1,11 @@
 """Every setting of the pipeline as frozen dataclasses, plus the named profiles.
 
+Every section dataclass lives in this package, torch-free (importing it stays cheap):
+:class:`EngineConfig`, :class:`GroupConfig`, :class:`CorpusConfig` here, ``model``
+(:class:`ModelConfig`), ``graph`` (:class:`GraphConfig`), ``loss`` (:class:`LossConfig`),
+``train`` (:class:`TrainConfig`) and the graph/loss ablation table (``ablations``). The
+modules that use them (``models``, ``graphs``, ``losses``, ``training``) re-export them.
+
 Defaults reproduce the paper configuration "A0" (METHOD.md §1.8, §2, §6; DECISIONS 9) except
 where DECISIONS.md says otherwise. Profiles: ``paper`` (the defaults) and ``cpu-small`` (a CPU
 sized run). ``with_overrides`` applies ``section.field=value`` strings (the CLI's ``--set``).
@@ -14,10 +20,10 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal
 
-from shamisa_core.graphs.config import GraphConfig
-from shamisa_core.losses import LossConfig
-from shamisa_core.models import ModelConfig
-from shamisa_core.training.config import TrainConfig
+from shamisa_core.config.graph import GraphConfig
+from shamisa_core.config.loss import LossConfig
+from shamisa_core.config.model import ModelConfig
+from shamisa_core.config.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -169,8 +175,8 @@ def apply_ablation(cfg: "ShamisaConfig", name: str) -> "ShamisaConfig":
     ablation's changes (so ``ablation=A0`` restores every branch); engine ablations change
     only their engine fields.
     """
-    from shamisa_core.objective import ABLATIONS
-    from shamisa_core.objective import apply_ablation as apply_objective_ablation
+    from shamisa_core.config.ablations import ABLATIONS
+    from shamisa_core.config.ablations import apply_ablation as apply_objective_ablation
 
     if name in ENGINE_ABLATIONS:
         cfg = with_overrides(cfg, ENGINE_ABLATIONS[name])
