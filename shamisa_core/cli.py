@@ -125,7 +125,10 @@ def _image_format(dst: Path) -> str:
     """PIL format name for an output file's extension (clear error for an unknown one)."""
     from PIL import Image
 
-    fmt = Image.registered_extensions().get(dst.suffix.lower())
+    # The common formats (PNG, JPEG, BMP, GIF, PPM) are known after PIL's cheap preinit();
+    # registered_extensions() imports every plugin (~0.4 s), so only for the rest.
+    Image.preinit()
+    fmt = Image.EXTENSION.get(dst.suffix.lower()) or Image.registered_extensions().get(dst.suffix.lower())
     if fmt is None:
         raise CliError(f"output {dst} has no known image extension; use e.g. .png, .jpg or .bmp")
     return fmt
