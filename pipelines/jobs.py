@@ -36,12 +36,6 @@ def refresh_champion(context: OpExecutionContext, dataset_roots: DatasetRoots,
     datasets = dataset_roots.roots()
     for path, problem in scan.problems:
         context.log.warning(f"{path}: {problem}")
-    import mlflow
-
-    # models:/ URIs are resolved through MLflow's *global* registry URI: point it at this
-    # store, or a fresh run process looks in ./mlflow.db and finds no shamisa-iqa.
-    mlflow.set_tracking_uri(mlflow_tracking.uri())
-    mlflow.set_registry_uri(mlflow_tracking.uri())
     record = refresh(datasets, mlflow_dir=mlflow_tracking.path, cache_dir=paths.eval_dir(),
                      experiment=mlflow_tracking.experiment, proxy_base=proxy_base(paths),
                      proxy_spec=evaluation.proxy_spec(), seed=evaluation.seed,

@@ -59,6 +59,26 @@ def concrete_model_uri(uri: str, tracking_uri: str | None = None) -> str:
     return uri
 
 
+def registry_download_uri(uri: str, tracking_uri: str | None = None) -> str:
+    """Where the files of ``models:/name/<version>[/sub/path]`` are, asked of *this* registry.
+
+    MLflow's own ``download_artifacts`` resolves ``models:/`` URIs through the process-wide
+    registry URI, not the ``tracking_uri`` it is given, so a fresh process (a Dagster run)
+    would look in ``./mlflow.db``. Here the version's storage location comes from a client
+    bound to ``tracking_uri`` (also the registry); an MLflow 3 logged-model location
+    (``models:/m-<id>``) is turned into that model's artefact folder.
+    """
+    from shamisa_core import tracking  # noqa: F401  (telemetry off before mlflow)
+    from mlflow.tracking import MlflowClient
+
+    name, version, *sub = uri[len("models:/"):].strip("/").split("/")
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    location = client.get_model_version_download_uri(name, version)
+    if location.startswith("models:/"):
+        location = client.get_logged_model(location[len("models:/"):].strip("/")).artifact_location
+    return "/".join([location.rstrip("/"), *sub])
+
+
 def resolve_artifacts(uri_or_path: str | os.PathLike, *, tracking_uri: str | None = None,
                       download_dir: str | os.PathLike | None = None) -> Path:
     """A local file or folder for a path or an MLflow URI (models:/, runs:/, ...).
@@ -66,6 +86,8 @@ def resolve_artifacts(uri_or_path: str | os.PathLike, *, tracking_uri: str | Non
     URIs are downloaded once into ``download_dir/<hash of the concrete URI>`` (a temporary
     folder when ``download_dir`` is None); aliases are resolved to versions first. The
     download lands in a temporary sibling folder that is renamed into place when complete.
+    ``models:/`` URIs are looked up in the registry at ``tracking_uri`` (MLflow's global
+    registry URI when None), never in whatever store the process happens to point at.
     """
     if not is_mlflow_uri(uri_or_path):
         path = Path(uri_or_path).expanduser()
@@ -86,7 +108,8 @@ def resolve_artifacts(uri_or_path: str | os.PathLike, *, tracking_uri: str | Non
         return target / done.read_text().strip()
     tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=base))
     try:
-        local = Path(download_artifacts(artifact_uri=uri, dst_path=str(tmp), tracking_uri=tracking_uri))
+        source = registry_download_uri(uri, tracking_uri) if uri.startswith("models:/") else uri
+        local = Path(download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking_uri))
         rel = local.relative_to(tmp) if local != tmp else Path(".")
         (tmp / ".complete").write_text(str(rel))
         if target.exists():
