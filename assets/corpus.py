@@ -19,8 +19,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from pipelines.resources import OutputPaths, ShamisaSettings, env_config
-from pipelines.versions import code_version
+from pipelines.resources import OutputPaths, ShamisaSettings, code_version, env_config
 from shamisa_core.corpus.build import ShardResult, build_shard
 from shamisa_core.corpus.manifest import check_record, read_manifest, write_manifest
 from shamisa_core.atomic import file_sha256

@@ -27,9 +27,8 @@ from dagster import (
     asset,
 )
 
-from pipelines.eval_resources import DatasetRoots, EvaluationSettings, MlflowTracking
-from pipelines.resources import OutputPaths
-from pipelines.versions import code_version
+from pipelines.resources import (DatasetRoots, EvaluationSettings, MlflowTracking, OutputPaths,
+                                 code_version)
 from shamisa_core.evaluation import report as rp
 from shamisa_core.evaluation import staged_run as sr
 from shamisa_core.evaluation.roots import PROXY

@@ -18,9 +18,7 @@ from dagster import (
 )
 
 from assets.corpus import corpus_manifest
-from pipelines.eval_resources import MlflowTracking
-from pipelines.resources import OutputPaths, ShamisaSettings
-from pipelines.versions import code_version
+from pipelines.resources import MlflowTracking, OutputPaths, ShamisaSettings, code_version
 from shamisa_core.atomic import file_sha256
 from shamisa_core.tracking import read_jsonl
 from shamisa_core.training.mlflow_train import log_training

@@ -13,10 +13,9 @@ from dagster import Definitions
 from assets.corpus import corpus_manifest, corpus_rules, corpus_shards, pristine_images
 from assets.evaluation import EVALUATION_ASSETS
 from assets.training import encoder
-from pipelines.eval_resources import eval_resources
 from pipelines.executors import build_executor
 from pipelines.jobs import benchmark_partition_job, benchmark_refresh_job
-from pipelines.resources import default_resources
+from pipelines.resources import default_resources, eval_resources
 from pipelines.schedules import benchmark_refresh
 from pipelines.sensors import new_dataset_root
 

@@ -11,8 +11,7 @@
 from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
 from assets.evaluation import benchmark_datasets, benchmark_features
-from pipelines.eval_resources import DatasetRoots, EvaluationSettings, MlflowTracking
-from pipelines.resources import OutputPaths
+from pipelines.resources import DatasetRoots, EvaluationSettings, MlflowTracking, OutputPaths
 
 benchmark_partition_job = define_asset_job(
     "benchmark_partition_job",

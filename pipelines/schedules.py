@@ -9,7 +9,7 @@ import os
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
-from pipelines.eval_resources import MlflowTracking
+from pipelines.resources import MlflowTracking
 from pipelines.jobs import benchmark_refresh_job
 
 DEFAULT_CRON = "0 3 * * 1"

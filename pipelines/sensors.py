@@ -19,9 +19,8 @@ from dagster import (
 )
 
 from assets.evaluation import BENCHMARK_PARTITIONS, benchmark_datasets, benchmark_features
-from pipelines.eval_resources import DatasetRoots, EvaluationSettings
+from pipelines.resources import DatasetRoots, EvaluationSettings, OutputPaths
 from pipelines.jobs import benchmark_partition_job
-from pipelines.resources import OutputPaths
 
 
 @sensor(
