@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from shamisa_core.atomic import atomic_write_bytes
 from shamisa_core.errors import OutputPathError, ShamisaError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -98,6 +97,7 @@ def _distort(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    from shamisa_core.atomic import atomic_write_bytes
     from shamisa_core.distortions.composition import apply_chain
     from shamisa_core.distortions.registry import get_type
     from shamisa_core.distortions.severity import index_to_value

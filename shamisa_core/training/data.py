@@ -14,6 +14,7 @@ from shamisa_core.corpus.manifest import read_manifest, verify_shards
 from shamisa_core.corpus.reader import CorpusDataset, collate_groups, list_shards
 from shamisa_core.corpus.shards import shard_name
 from shamisa_core.errors import CorpusIntegrityError
+from shamisa_core.config import GroupConfig, ShamisaConfig
 from shamisa_core.config.train import TrainConfig
 from shamisa_core.training.distributed import DistInfo
 
@@ -65,7 +66,7 @@ def make_loader(dataset: CorpusDataset, tc: TrainConfig, epoch: int) -> DataLoad
     )
 
 
-def check_item_shapes(item: Mapping[str, Any], group_cfg: Any, corpus_dir: Path | None = None) -> str | None:
+def check_item_shapes(item: Mapping[str, Any], group_cfg: GroupConfig, corpus_dir: Path | None = None) -> str | None:
     """Why a decoded group does not have the array shapes of ``group_cfg`` (None if it does).
 
     The message names the group and its shard file (the key ``s<shard>_g<group>`` fixes it),
@@ -86,7 +87,7 @@ def check_item_shapes(item: Mapping[str, Any], group_cfg: Any, corpus_dir: Path 
 
 def batch_stream(
     dataset: CorpusDataset, start: Position, spe: int, tc: TrainConfig,
-    group_cfg: Any = None, skip_bad: bool = False, corpus_dir: Path | None = None,
+    group_cfg: GroupConfig | None = None, skip_bad: bool = False, corpus_dir: Path | None = None,
     skipped: list[str] | None = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """Yield ``(epoch, batch_index, batch)`` from ``start`` onwards, epoch after epoch.
@@ -125,7 +126,7 @@ def batch_stream(
 
 
 def open_corpus(
-    corpus_dir: Path, cfg: Any, info: DistInfo, skip_bad: bool = False, bad_shards: list[str] | None = None,
+    corpus_dir: Path, cfg: ShamisaConfig, info: DistInfo, skip_bad: bool = False, bad_shards: list[str] | None = None,
 ) -> tuple[CorpusDataset, int, dict[str, Any]]:
     """This rank's reader, the steps per epoch and the manifest, with clear errors for a
     missing or empty corpus, one built for another group shape, or one too small.
