@@ -316,6 +316,9 @@ def _train(
             scaler.scale(total).backward()
             if pos.step < tc.head_warmup_steps:
                 hold_backbone(model)
+            if tc.clip_grad_norm > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
             scaler.step(opt)
             scaler.update()
             sched.step(pos.step)
