@@ -161,3 +161,49 @@ def test_corpus_inspect_imports_no_torch(tmp_path):
         sources.append(str(tmp_path / f"p{i}.png"))
     shard = build_shard(sources, cfg, 0, tmp_path).path
     assert _fast(tmp_path, shard) == "[]"
+
+
+def _top_level_imports(name: str) -> set[str]:
+    """What importing ``name`` runs: module-level imports (not those inside functions or
+    classes, nor under ``if TYPE_CHECKING``)."""
+    path, is_pkg = MODULES[name]
+    here = name.split(".") if is_pkg else name.split(".")[:-1]
+    found: set[str] = set()
+    for stmt in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(stmt, ast.If) and getattr(stmt.test, "id", "") == "TYPE_CHECKING":
+            continue
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
+                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                             for a in node.names)
+    return found
+
+
+def test_no_module_level_import_cycle():
+    # edges to a module's own parent packages are left out (a submodule importing its package)
+    graph = {m: {p for i in _top_level_imports(m) for p in _with_parents(i)
+                 if p in MODULES and p != m and not m.startswith(p + ".")} for m in MODULES}
+    assert "shamisa_core.config" in graph["shamisa_core.distortions.composition"]
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    cycles: list[list[str]] = []
+
+    def visit(mod: str, path: list[str]) -> None:
+        state[mod] = 1
+        for nxt in sorted(graph[mod]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [mod, nxt] if nxt in path else [mod, nxt])
+            elif nxt not in state:
+                visit(nxt, path + [mod])
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [])
+    assert cycles == []
