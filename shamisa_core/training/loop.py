@@ -137,7 +137,7 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.SGD:
 
     With ``tc.backbone_lr_scale != 1`` the parameters form two groups: group 0 the heads
     (projector, prototype head, aggregator) at ``lr``, group 1 the backbone at
-    ``lr * backbone_lr_scale`` (docs/DECISIONS.md P4). The scheduler scales both alike.
+    ``lr * backbone_lr_scale`` (docs/DECISIONS.md P5). The scheduler scales both alike.
     """
     kw = {"lr": tc.lr, "momentum": tc.momentum, "weight_decay": tc.weight_decay}
     backbone = getattr(model, "backbone", None)
@@ -151,7 +151,7 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.SGD:
 
 def hold_backbone(model: nn.Module) -> None:
     """Drop the backbone's gradients so that this optimiser step leaves it (and its momentum
-    and weight decay) untouched: the head warm-up (``train.head_warmup_steps``, P4). Works the
+    and weight decay) untouched: the head warm-up (``train.head_warmup_steps``, P5). Works the
     same under DDP, where gradients are already reduced when this runs."""
     backbone = getattr(model, "backbone", None)
     if backbone is not None:
