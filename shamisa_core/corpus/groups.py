@@ -140,7 +140,7 @@ def build_group(
             for c, comp in enumerate(comps):
                 prefix = group_rng(seed, shard, group, _TAG_PREFIX, r, s, c)
                 levels = [group_rng(seed, shard, group, _TAG_LEVEL, r, s, c, l) for l in range(L)]
-                outs = apply_levels(x, comp, prefix, levels)
+                outs = apply_levels(x, comp, prefix, levels, ecfg.j2k_shared_levels)
                 for l, out in enumerate(outs):
                     dist[v, c, l] = to_uint8(out)
                     crops_meta.append(
