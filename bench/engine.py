@@ -72,13 +72,13 @@ def _j2k_encodes(record: dict) -> int:
     return calls
 
 
-def _groups_worker(args: tuple[str, list[str], int, int]) -> tuple[int, int, float, int]:
-    profile, sources, start, count = args
+def _groups_worker(args: tuple[str, list[str], int, int, list[str]]) -> tuple[int, int, float, int]:
+    profile, sources, start, count, overrides = args
     _limit_threads(1)
     from shamisa_core.config import load_profile
     from shamisa_core.corpus.groups import build_group, default_loader
 
-    cfg = load_profile(profile)
+    cfg = load_profile(profile, overrides)
     crops, j2k = 0, 0
     cpu0 = time.process_time()
     for g in range(start, start + count):
@@ -91,12 +91,15 @@ def _groups_worker(args: tuple[str, list[str], int, int]) -> tuple[int, int, flo
 import numpy as np  # noqa: E402  (used by the worker)
 
 
-def groups_rate(profile: str, sources: list[str], n_groups: int, workers: int) -> dict[str, float]:
+def groups_rate(
+    profile: str, sources: list[str], n_groups: int, workers: int, overrides: list[str] | None = None
+) -> dict[str, float]:
     """Groups/s and crops/s building ``n_groups`` groups of ``profile`` in ``workers`` processes."""
     per = [n_groups // workers + (1 if i < n_groups % workers else 0) for i in range(workers)]
     starts = np.cumsum([0] + per[:-1])
-    jobs = [(profile, sources, int(s), int(c)) for s, c in zip(starts, per) if c > 0]
-    _groups_worker((profile, sources, 10**5, 1))  # warm caches in this process
+    ov = list(overrides or [])
+    jobs = [(profile, sources, int(s), int(c), ov) for s, c in zip(starts, per) if c > 0]
+    _groups_worker((profile, sources, 10**5, 1, ov))  # warm caches in this process
     t0 = time.perf_counter()
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -123,6 +126,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--paper-groups", type=int, default=16)
     p.add_argument("--small-groups", type=int, default=40)
+    p.add_argument("--override", action="append", default=[],
+                   help="config override for the group timing, e.g. engine.j2k_shared_levels=false")
+    p.add_argument("--skip-per-type", action="store_true")
     args = p.parse_args()
     _limit_threads(args.threads)
     from shamisa_core.pristine import export_default, scan_folder
@@ -133,10 +139,11 @@ def main() -> None:
         "threads": args.threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "load_avg_1min": round(os.getloadavg()[0], 2),
-        "per_type_ms": per_type_ms(),
+        "overrides": args.override,
+        "per_type_ms": {} if args.skip_per_type else per_type_ms(),
         "groups": {
-            "paper": groups_rate("paper", sources, args.paper_groups, args.threads),
-            "cpu-small": groups_rate("cpu-small", sources, args.small_groups, args.threads),
+            "paper": groups_rate("paper", sources, args.paper_groups, args.threads, args.override),
+            "cpu-small": groups_rate("cpu-small", sources, args.small_groups, args.threads, args.override),
         },
     }
     print(json.dumps(result, indent=1))
