@@ -6,8 +6,9 @@ and the number of worker processes for the group timing.
 
 Each group entry gives wall-clock rates (``groups_per_s``, ``crops_per_s``) and CPU-time rates
 (``crops_per_cpu_s``: crops per second of the workers' own CPU time, which a busy machine
-disturbs much less), plus ``jpeg2000_encodes_per_group``: the codec calls the measured groups'
-compositions need (prefix slots once, the varying slot and later slots once per level), the
+disturbs much less), plus ``jpeg2000_encodes_per_group``: the encodes the measured groups'
+compositions need (prefix slots once, the varying slot once with ``engine.j2k_shared_levels``
+(else once per level), later slots once per level), the
 one number that varies most between groups. The per-type times are CPU times too (best of
 ``reps``). Groups are ``0..n-1`` of seed 27; the paper shape needs about 16 groups for a
 representative mix (groups 0-3 alone need 40 codec calls a group, the average is about 23).
@@ -61,14 +62,16 @@ def per_type_ms(size: int = 224, reps: int = 20) -> dict[str, float]:
     return out
 
 
-def _j2k_encodes(record: dict) -> int:
-    """jpeg2000 codec calls a group's compositions need (before level de-duplication)."""
+def _j2k_encodes(record: dict, shared_levels: bool) -> int:
+    """jpeg2000 encodes a group's compositions need (before level de-duplication): one per
+    view for a prefix slot, and for the varying slot too with ``engine.j2k_shared_levels``."""
     calls = 0
     for comp in record["compositions"]:
         types = [s["type"] for s in comp["slots"]]
         if "jpeg2000" in types:
-            per_view = 1 if types.index("jpeg2000") < comp["varying_slot"] else len(comp["levels"])
-            calls += per_view * 2 * record["n_refs"]
+            i, k = types.index("jpeg2000"), comp["varying_slot"]
+            once = i < k or (i == k and shared_levels)
+            calls += (1 if once else len(comp["levels"])) * 2 * record["n_refs"]
     return calls
 
 
@@ -84,7 +87,7 @@ def _groups_worker(args: tuple[str, list[str], int, int, list[str]]) -> tuple[in
     for g in range(start, start + count):
         grp = build_group(sources, default_loader, 27, 0, g, 10**6, cfg.group, cfg.engine)
         crops += grp.ref.shape[0] + int(np.prod(grp.dist.shape[:3]))
-        j2k += _j2k_encodes(grp.record)
+        j2k += _j2k_encodes(grp.record, cfg.engine.j2k_shared_levels)
     return count, crops, time.process_time() - cpu0, j2k
 
 
