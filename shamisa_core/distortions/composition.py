@@ -135,14 +135,15 @@ def apply_chain(
 def apply_levels(
     img: np.ndarray,
     comp: Composition,
-    prefix_rng: np.random.Generator,
-    level_rngs: Sequence[np.random.Generator],
+    prefix_rng: np.random.Generator | None,
+    level_rngs: Sequence[np.random.Generator | None],
     j2k_shared_levels: bool = False,
 ) -> list[np.ndarray]:
     """All L levels of ``comp`` on one crop, sharing the prefix (METHOD.md §1.7 ``variant_b``).
 
     Slots before the varying slot are applied once (one random realisation shared by the
     levels); the varying slot and the suffix are applied per level with that level's rng.
+    A generator may be ``None`` where no stochastic type would draw from it.
     A level whose suffix values equal an earlier level's, with only deterministic types in the
     suffix (no rng drawn, see ``registry.STOCHASTIC_KEYS``), is a copy of that level: the same
     bytes as recomputing it, without the work.
