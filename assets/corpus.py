@@ -79,7 +79,7 @@ class CorpusBuildConfig(Config):
 
 @asset(
     group_name="corpus",
-    code_version=code_version("corpus", "1"),
+    code_version=code_version("corpus", "2"),
     deps=[pristine_images],
     partitions_def=SHARD_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
@@ -124,7 +124,7 @@ def corpus_shards(
     )
 
 
-@asset(group_name="corpus", code_version=code_version("corpus", "1"), deps=[corpus_shards])
+@asset(group_name="corpus", code_version=code_version("corpus", "2"), deps=[corpus_shards])
 def corpus_manifest(settings: ShamisaSettings, paths: OutputPaths) -> MaterializeResult:
     """manifest.json: the shard list, counts, sha256 of each shard and the config hash."""
     cfg = settings.config()
