@@ -132,6 +132,54 @@ def test_resume_is_bit_identical(corpus, tmp_path):
     ]
 
 
+def test_head_warmup_holds_the_backbone_and_resumes_exactly(corpus, tmp_path):
+    """``head_warmup_steps=2``: after 2 steps the backbone is the initial one while the
+    projector moved; step 3 moves the backbone; a run resumed at step 2 ends bit-identical."""
+    from shamisa_core.models import build_model
+
+    init = tiny_setup()
+    loop.seed_everything(init.train.seed)  # the loop's seeded initial weights
+    w0 = _weights(build_model(init.model))
+    held = _weights(train(tiny_setup(steps=2, head_warmup_steps=2, checkpoint_every=2), corpus,
+                          tmp_path / "w").model)
+    back = [k for k in w0 if k.startswith("backbone.") and w0[k].is_floating_point()]
+    head = [k for k in w0 if k.startswith("projector.")]
+    assert back and head
+    assert all(torch.equal(held[k], w0[k]) for k in back if "running" not in k and "num_batches" not in k)
+    assert not all(torch.equal(held[k], w0[k]) for k in head)
+    straight = _weights(train(tiny_setup(steps=4, head_warmup_steps=2), corpus, tmp_path / "s").model)
+    assert not all(torch.equal(straight[k], w0[k]) for k in back)
+    resumed = _weights(train(tiny_setup(steps=4, head_warmup_steps=2, checkpoint_every=2), corpus,
+                             tmp_path / "w", resume=True).model)
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_head_warmup_skipping_the_backbone_backward_changes_no_update(corpus, tmp_path, monkeypatch):
+    """One process skips the held backbone's backward (requires_grad off); the DDP path keeps
+    it and drops the gradients: both give the same weights."""
+    fast = _weights(train(tiny_setup(steps=3, head_warmup_steps=2), corpus, tmp_path / "f").model)
+    real = loop.warmup_switch
+    monkeypatch.setattr(loop, "warmup_switch", lambda model, distributed: real(model, True))
+    slow = _weights(train(tiny_setup(steps=3, head_warmup_steps=2), corpus, tmp_path / "s").model)
+    assert all(torch.equal(fast[k], slow[k]) for k in fast)
+
+
+def test_backbone_lr_scale_gives_the_backbone_its_own_lr_group():
+    from shamisa_core.models import build_model
+
+    cfg = tiny_setup(lr=0.01, backbone_lr_scale=0.1)
+    model = build_model(cfg.model)
+    opt = build_optimizer(model, cfg.train)
+    heads, back = opt.param_groups
+    assert heads["lr"] == 0.01 and back["lr"] == pytest.approx(0.001)
+    assert {id(p) for p in back["params"]} == {id(p) for p in model.backbone.parameters()}
+    assert len(heads["params"]) + len(back["params"]) == len(list(model.parameters()))
+    sched = build_scheduler(opt, 10, cfg.train)
+    sched.step(4)
+    assert opt.param_groups[1]["lr"] == pytest.approx(opt.param_groups[0]["lr"] * 0.1, rel=1e-3)
+    assert len(build_optimizer(model, tiny_setup().train).param_groups) == 1  # the paper: one group
+
+
 def test_resume_rejects_changed_config(corpus, tmp_path):
     train(tiny_setup(steps=1, amp="off"), corpus, tmp_path / "r")
     with pytest.raises(ValueError, match="train.lr"):

@@ -27,9 +27,11 @@ class TrainConfig:
     * ``num_workers``: DataLoader worker processes (spawned; 0 = read in the main process).
     * ``backbone_lr_scale``: the backbone's lr is ``lr * backbone_lr_scale`` (1 = the paper:
       one lr for every parameter). Fine-tuning an ImageNet encoder for a few hundred CPU steps
-      needs a smaller backbone lr than the freshly initialised heads (docs/DECISIONS.md P4).
+      needs a smaller backbone lr than the freshly initialised heads (docs/DECISIONS.md P5).
     * ``head_warmup_steps``: the backbone takes no optimiser step for the first N steps, while
-      the projector and heads start (0 = the paper; docs/DECISIONS.md P4).
+      the projector and heads start (0 = the paper; docs/DECISIONS.md P5).
+    * ``clip_grad_norm``: clip the global gradient norm to this value before each step
+      (0 = off, the paper: "no gradient clipping", METHOD §6.2; docs/DECISIONS.md P5).
     """
 
     batch_size: int = 2
@@ -51,6 +53,7 @@ class TrainConfig:
     deterministic: bool = True
     backbone_lr_scale: float = 1.0
     head_warmup_steps: int = 0
+    clip_grad_norm: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate ranges and enumerations with readable messages."""
@@ -75,7 +78,7 @@ class TrainConfig:
             raise ValueError(f"train.t0_steps must be >= 1 or None, got {self.t0_steps}")
         if self.num_workers < 0:
             raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
-        if self.backbone_lr_scale < 0 or self.head_warmup_steps < 0:
-            raise ValueError("train.backbone_lr_scale and train.head_warmup_steps must be >= 0")
+        if self.backbone_lr_scale < 0 or self.head_warmup_steps < 0 or self.clip_grad_norm < 0:
+            raise ValueError("train.backbone_lr_scale, head_warmup_steps and clip_grad_norm must be >= 0")
         if self.lr <= 0 or self.eta_min < 0 or self.momentum < 0 or self.weight_decay < 0:
             raise ValueError("train.lr must be > 0; eta_min, momentum, weight_decay >= 0")
