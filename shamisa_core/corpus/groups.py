@@ -129,6 +129,8 @@ def build_group(
          any(get_type(t).stochastic for t in comp.keys[comp.varying_slot :]))
         for comp in comps
     ]
+    # A level's recipe is the same in every view: digest it once per (composition, level).
+    recipes = [[recipe_digest(comp.keys, comp.values[l], comp.t[l]) for l in range(L)] for comp in comps]
     ref = np.empty((V, P, P, 3), dtype=np.uint8)
     dist = np.empty((V, C, L, P, P, 3), dtype=np.uint8)
     references: list[dict[str, Any]] = []
@@ -161,7 +163,7 @@ def build_group(
                             "scale": s,
                             "composition": c,
                             "level": l,
-                            "recipe": recipe_digest(comp.keys, comp.values[l], comp.t[l]),
+                            "recipe": recipes[c][l],
                         }
                     )
         references.append(
