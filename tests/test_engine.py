@@ -241,11 +241,20 @@ def _u8_mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(to_uint8(a).astype(np.int16) - to_uint8(b).astype(np.int16)).mean())
 
 
-def test_jpeg2000_levels_close_to_one_encode_per_level(photo):
-    """One multi-layer codestream: the highest ratio is bit-exact, the others within the
-    conformance tolerance (uint8 MAE <= 2/255) of encoding each ratio on its own; repeated
-    values give equal but separate arrays; more bytes, closer to the input."""
+@pytest.fixture(scope="module")
+def photo224():
+    return natural_image(6, 224, 224).astype(np.float32) / 255.0
+
+
+def test_jpeg2000_levels_close_to_one_encode_per_level(photo224):
+    """One multi-layer codestream (224 px: every level's budget >= 800 bytes): the highest
+    ratio is bit-exact, the others within the conformance tolerance (uint8 MAE <= 2/255) of
+    encoding each ratio on its own, and not all identical to it (the shared codestream is
+    really used); repeated values give equal but separate arrays; more bytes, closer to the
+    input."""
     from shamisa_core.distortions.primitives.compression import jpeg2000, jpeg2000_levels
+
+    photo = photo224
 
     values = [16.0, 45.0, 45.0, 120.0, 170.0]
     outs = jpeg2000_levels(photo, values)
@@ -256,16 +265,28 @@ def test_jpeg2000_levels_close_to_one_encode_per_level(photo):
     assert max(maes) <= 2.0, maes
     assert np.array_equal(outs[1], outs[2]) and outs[1] is not outs[2]
     dist = [float(np.abs(o - photo).mean()) for o in outs]
-    assert dist[0] < dist[1] < dist[3] <= dist[4], dist  # 96 px: 120 and 170 may coincide
+    assert dist[0] < dist[1] < dist[3] < dist[4], dist
+    assert not all(np.array_equal(o, singles[v]) for o, v in zip(outs, values))
     # a single distinct value is the plain single-layer encode
     same = jpeg2000_levels(photo, [45.0, 45.0])
     assert np.array_equal(same[0], singles[45.0]) and np.array_equal(same[1], singles[45.0])
 
 
-def test_apply_levels_shared_jpeg2000_slot(photo):
+def test_jpeg2000_levels_small_budgets_encode_each_level(photo):
+    """96 px at ratios up to 170 (budgets under 800 bytes): one exact encode per level."""
+    from shamisa_core.distortions.primitives.compression import jpeg2000, jpeg2000_levels
+
+    values = [16.0, 45.0, 120.0, 170.0]
+    outs = jpeg2000_levels(photo, values)
+    for o, v in zip(outs, values):
+        assert np.array_equal(o, jpeg2000(photo, v, np.random.default_rng(0)))
+
+
+def test_apply_levels_shared_jpeg2000_slot(photo224):
     """``j2k_shared_levels``: the suffix still gets each level's own rng stream (noise differs
     per level, and equals the exact path's noise given the same codec output), the run repeats
     byte for byte, and every level is within tolerance of the one-encode-per-level path."""
+    photo = photo224
     keys, L = ("gaublur", "jpeg2000", "whitenoise"), 5
     v = np.array([[1.0, 0.0, 0.002]] * L)
     v[:, 1] = [20.0, 33.0, 60.0, 60.0, 150.0]
@@ -281,6 +302,7 @@ def test_apply_levels_shared_jpeg2000_slot(photo):
     assert not np.array_equal(shared[2], shared[3])  # same ratio, own noise per level
     for a, b in zip(shared, exact):
         assert _u8_mae(a, b) <= 2.0
+    assert not all(np.array_equal(a, b) for a, b in zip(shared, exact))  # shared path used
     # the noise itself is the exact path's: subtracting each path's codec output leaves the
     # same noise wherever neither sample was clamped
     from shamisa_core.distortions.primitives.compression import jpeg2000_levels

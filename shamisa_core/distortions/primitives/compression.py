@@ -22,6 +22,10 @@ _J2K_MAX_RESOLUTIONS = 8
 # after the first, per packet of a layer (a packet per resolution and component), for the packet
 # headers that the earlier layers add (docs/DECISIONS.md E6; 38 bytes for 8 resolutions x 3).
 _J2K_LAYER_OVERHEAD_PER_PACKET = 38.0 / 24.0
+# ... and only where every level's byte budget is at least this large: with smaller budgets
+# (e.g. 96-px crops at ratios above ~35) the header bytes are too large a share and the
+# shared codestream strays far from the single-layer encodes (uint8 MAE up to ~40/255).
+_J2K_SHARED_MIN_BUDGET_BYTES = 800.0
 
 _JPEG_PARAMS: list[int] = []
 if hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR") and hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR_420"):
@@ -129,17 +133,23 @@ def jpeg2000_levels(img: np.ndarray, values: Sequence[float]) -> list[np.ndarray
     ``_J2K_LAYER_OVERHEAD_PER_PACKET`` bytes per packet per earlier layer on top of its
     ratio's budget. Measured against single-layer encodes on the varying-slot inputs of 40
     paper-shape compositions: 72 % of the levels identical, uint8 MAE mean 0.13/255, 95th
-    percentile 0.69/255, worst 3.2/255.
+    percentile 0.69/255, worst 3.2/255. Where the smallest level budget is below
+    ``_J2K_SHARED_MIN_BUDGET_BYTES`` (small crops at high ratios) every level is encoded on
+    its own, as :func:`jpeg2000` does.
     Returns one float32 image per entry of ``values`` (equal values share one decode).
     """
     ratios = [float(max(int(v), 1)) for v in values]
     distinct = sorted(set(ratios), reverse=True)
-    if len(distinct) == 1:
-        out = jpeg2000(img, distinct[0], None)  # type: ignore[arg-type]
-        return [out if i == 0 else out.copy() for i in range(len(ratios))]
+    h, w = img.shape[:2]
+    total = float(h * w * img.shape[2])  # bytes of the 8-bit image: budget = total / ratio
+    if len(distinct) == 1 or total / distinct[0] < _J2K_SHARED_MIN_BUDGET_BYTES:
+        single = {r: jpeg2000(img, r, None) for r in distinct}  # type: ignore[arg-type]
+        outs, used = [], set()
+        for r in ratios:
+            outs.append(single[r] if r not in used else single[r].copy())
+            used.add(r)
+        return outs
     u8 = _to_uint8_truncate(img)
-    h, w = u8.shape[:2]
-    total = float(h * w * u8.shape[2])  # bytes of the 8-bit image: budget = total / ratio
     per_layer = _J2K_LAYER_OVERHEAD_PER_PACKET * j2k_num_resolutions(h, w) * u8.shape[2]
     layer_ratios = [total / (total / r + per_layer * k) for k, r in enumerate(distinct)]
     buf = _j2k_encode(u8, layer_ratios)
