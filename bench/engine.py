@@ -64,13 +64,19 @@ def per_type_ms(size: int = 224, reps: int = 20) -> dict[str, float]:
 
 def _j2k_encodes(record: dict, shared_levels: bool) -> int:
     """jpeg2000 encodes a group's compositions need (before level de-duplication): one per
-    view for a prefix slot, and for the varying slot too with ``engine.j2k_shared_levels``."""
+    view for a prefix slot, and for the varying slot too with ``engine.j2k_shared_levels``
+    where every level's byte budget allows the shared codestream."""
+    from shamisa_core.distortions.primitives.compression import _J2K_SHARED_MIN_BUDGET_BYTES
+
     calls = 0
     for comp in record["compositions"]:
         types = [s["type"] for s in comp["slots"]]
         if "jpeg2000" in types:
             i, k = types.index("jpeg2000"), comp["varying_slot"]
-            once = i < k or (i == k and shared_levels)
+            ratios = [max(int(lv["value"][i]), 1) for lv in comp["levels"]]
+            budget = record["patch_size"] ** 2 * 3 / max(ratios)
+            shared = shared_levels and budget >= _J2K_SHARED_MIN_BUDGET_BYTES
+            once = i < k or (i == k and shared)
             calls += (1 if once else len(comp["levels"])) * 2 * record["n_refs"]
     return calls
 
