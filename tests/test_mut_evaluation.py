@@ -79,3 +79,58 @@ def test_splits_record_seed_and_summary():
     assert (js["dataset"], js["method"], js["seed"], js["n_splits"], js["dataset_version"]) == (
         "kadid10k", "reference_disjoint", 5, 2, "dv")
     assert all(sum(s.values()) == n for s in js["sizes"])
+
+
+def test_regressor_to_json_summary():
+    from shamisa_core.evaluation.regressor import REGRESSOR_FORMAT, Regressor
+
+    reg = Regressor(coef=np.array([1.0, -2.0, 0.5]), intercept=0.25, alpha=0.1, crop_size=224,
+                    lower_is_better=True, score_range=(0.0, 9.0), datasets=("live",), extra={"k": 1})
+    js = reg.to_json()
+    assert js == {"format": REGRESSOR_FORMAT, "alpha": 0.1, "crop_size": 224, "lower_is_better": True,
+                  "orientation": "flipped", "score_range": [0.0, 9.0], "datasets": ["live"], "dim": 3,
+                  "intercept": 0.25, "sha256": reg.digest(), "k": 1}
+    x = np.array([[[1.0, 1.0, 2.0], [3.0, 1.0, 0.0]]])  # one image, two crops: mean (2, 1, 1)
+    assert reg.predict_raw(x).tolist() == [2.0 - 2.0 + 0.5 + 0.25]
+    assert reg.predict(x).tolist() == [9.0 - 0.75]
+
+
+def test_evaluation_log_to_json_with_and_without_a_decision():
+    from shamisa_core.evaluation.mlflow_eval import EvaluationLog
+
+    log = EvaluationLog("sqlite:///x.db", "1", "run", {"live": "r2"}, metrics={"srcc/live": 0.5})
+    assert log.to_json() == {"tracking_uri": "sqlite:///x.db", "experiment_id": "1", "parent_run_id": "run",
+                             "dataset_run_ids": {"live": "r2"}, "model_version": None, "model_uri": None,
+                             "decision": None, "kind": "evaluation", "metrics": {"srcc/live": 0.5}}
+
+
+def test_staged_run_stages_write_and_assemble(tmp_path):
+    """The stages of the Dagster evaluation assets, run directly (trained encoder only)."""
+    import json
+
+    from _eval_helpers import make_encoder, make_kadid_like
+    from shamisa_core.evaluation import staged_run as sr
+    from shamisa_core.evaluation.encoders import load_trained
+
+    data = make_kadid_like(tmp_path / "kadid", levels=(1, 3), seed=4)
+    enc = make_encoder(tmp_path / "enc" / "encoder.pt", seed=0)
+    plan = sr.DatasetPlan(cache_dir=tmp_path / "cache", proxy_base=tmp_path / "proxy")
+    run = sr.EvaluationRun(plan, load_trained(enc), (), crop=32)
+    roots = {"kadid10k": str(data)}
+    with pytest.raises(sr.StageError, match="no benchmark has features for this encoder"):
+        sr.standard_stage(run, roots, ["kadid10k"])
+    sr.features_stage(run, plan.prepare("kadid10k", str(data), build=True))
+    std = sr.standard_stage(run, roots, ["kadid10k", "live"])
+    assert set(std) == {"sections", "meta", "skipped", "path"} and list(std["skipped"]) == ["live"]
+    assert json.loads(run.file(sr.STANDARD_FILE).read_text())["path"] == std["path"] == str(
+        run.file(sr.STANDARD_FILE))
+    srcc = std["sections"]["trained"]["kadid10k"]["srcc"]
+    cross = sr.cross_stage(run, roots)
+    assert cross["datasets"] == ["kadid10k"] and set(cross["sections"]) == {"trained"}
+    fr = sr.fr_stage(run, roots)
+    assert set(fr["sections"]["trained"]) == {"kadid10k"}  # KADID has reference images
+    result, paths = sr.report_stage(run)
+    assert result["kadid10k"]["srcc"] == pytest.approx(srcc)
+    assert result["meta"]["skipped"] == std["skipped"]
+    assert result["fr"]["kadid10k"]["srcc"] == pytest.approx(fr["sections"]["trained"]["kadid10k"]["srcc"])
+    assert json.loads(paths["results"].read_text())["meta"]["skipped"] == std["skipped"]
