@@ -230,7 +230,7 @@ def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
                 equivalent[name.strip()] = reason.strip()
     later = read_later()
     verified_file = work / "verified.json"
-    if pkg != "corpus":  # the corpus survivors were checked by hand (see the file's header)
+    if verified_file.exists() or pkg != "corpus":  # the corpus ones were first checked by hand
         verified = json.loads(verified_file.read_text()) if verified_file.exists() else {}
         later = {m: t for m, t in later.items() if verified.get(m) == "killed"}
     files: dict[str, dict] = {}
