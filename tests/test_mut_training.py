@@ -269,3 +269,14 @@ def test_non_finite_error_says_how_to_go_on():
     msg = str(loop.NonFiniteLossError(3, 0, float("nan"), {"a": float("nan")}))
     assert msg.endswith("non-finite terms: a=nan. Training stopped; lower train.lr, try train.amp=off, "
                         "or resume from the last checkpoint.")
+
+
+def test_foreign_encoder_file_error_names_the_file(tmp_path):
+    from shamisa_core.errors import CheckpointError
+
+    path = tmp_path / "foreign.pt"
+    torch.save({"format": "other"}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_encoder(path)
+    assert info.value.path == str(path)
+    assert str(info.value).startswith(f"cannot load {path}: it is not a shamisa-encoder/1 file. ")
