@@ -134,3 +134,29 @@ def test_staged_run_stages_write_and_assemble(tmp_path):
     assert result["meta"]["skipped"] == std["skipped"]
     assert result["fr"]["kadid10k"]["srcc"] == pytest.approx(fr["sections"]["trained"]["kadid10k"]["srcc"])
     assert json.loads(paths["results"].read_text())["meta"]["skipped"] == std["skipped"]
+
+
+def test_evaluate_subcommand_help_in_the_command_list():
+    import argparse
+
+    from shamisa_core.evaluation.cli_evaluate import add_evaluate_parser
+
+    parser = argparse.ArgumentParser(prog="shamisa")
+    add_evaluate_parser(parser.add_subparsers(dest="cmd"))
+    assert "evaluate an encoder on IQA benchmarks (trained vs untrained twin)" in " ".join(
+        parser.format_help().split())
+
+
+def test_tables_from_meta_skips_a_dataset_it_cannot_reload(tmp_path):
+    from _eval_helpers import make_kadid_like
+    from shamisa_core.evaluation.pictures import tables_from_meta
+    from shamisa_core.evaluation.prepared import load_named_dataset
+
+    data = make_kadid_like(tmp_path / "kadid", n_refs=2, levels=(1, 2), seed=1)
+    version = load_named_dataset("kadid10k", str(data), proxy_base=tmp_path, build=False).version
+    meta = {"datasets": {"live": {"root": str(tmp_path / "absent"), "version": "v"},
+                         "kadid10k": {"root": str(data), "version": version}}}
+    tables = tables_from_meta({"meta": meta})
+    assert list(tables) == ["kadid10k"] and len(tables["kadid10k"]) == 2 * 2 * 2  # refs x kinds x levels
+    meta["datasets"]["kadid10k"]["version"] = "other"  # edited labels: not the evaluated table
+    assert tables_from_meta({"meta": meta}) == {}
