@@ -160,3 +160,47 @@ def test_tables_from_meta_skips_a_dataset_it_cannot_reload(tmp_path):
     assert list(tables) == ["kadid10k"] and len(tables["kadid10k"]) == 2 * 2 * 2  # refs x kinds x levels
     meta["datasets"]["kadid10k"]["version"] = "other"  # edited labels: not the evaluated table
     assert tables_from_meta({"meta": meta}) == {}
+
+
+STANDARD_KEYS = {"dataset", "mode", "srcc", "plcc", "krcc", "rmse", "srcc_splits", "plcc_splits", "krcc_splits",
+                 "rmse_splits", "alpha", "median_val_srcc", "n_splits", "n_images", "n_missing", "n_failed",
+                 "split_method", "splits_version", "label", "lower_is_better", "scores_flipped_for_report",
+                 "logistic_plcc", "per_type", "splits"}
+CROSS_KEYS = {"source", "target", "srcc", "plcc", "krcc", "rmse", "srcc_splits", "plcc_splits", "alpha",
+              "alpha_source", "n_splits", "n_images", "n_missing", "n_failed", "orientation_flipped",
+              "source_range", "target_range", "target_lower_is_better", "scores_flipped_for_report",
+              "same_dataset", "logistic_plcc"}
+
+
+def test_result_summaries_keep_every_field():
+    from test_eval_protocol import ALPHAS, tiny_dataset
+    from shamisa_core.evaluation.protocol import evaluate_cross, evaluate_standard
+
+    direction = np.random.default_rng(0).normal(size=8)
+    feats, table, _ = tiny_dataset("kadid10k", 12, 5, 1, direction)
+    tfeats, ttable, _ = tiny_dataset("csiq", 8, 4, 2, direction)
+    info, tinfo = LOADERS["kadid10k"].info, LOADERS["csiq"].info
+    splits = make_splits(table, info, config=SplitConfig(n_splits=3))
+    std = evaluate_standard(feats, table, info, splits, ALPHAS)
+    js = std.to_json()
+    assert STANDARD_KEYS <= set(js)
+    assert js["krcc"] == pytest.approx(std.krcc) and js["plcc_splits"] == [s.metrics.plcc for s in std.splits]
+    cross = evaluate_cross(feats, table, info, splits, tfeats, ttable, tinfo, alpha=std.alpha).to_json()
+    assert CROSS_KEYS <= set(cross)
+    assert cross["target_range"] == list(tinfo.score_range) and cross["source_range"] == list(info.score_range)
+    assert len(cross["plcc_splits"]) == 3 and all(-1 <= v <= 1 for v in cross["plcc_splits"])
+
+
+def test_given_alpha_without_validation_images_has_no_val_srcc():
+    from test_eval_protocol import ALPHAS, tiny_dataset
+    from shamisa_core.evaluation.protocol import evaluate_standard
+
+    feats, table, _ = tiny_dataset("kadid10k", 6, 4, 3, np.random.default_rng(0).normal(size=8))
+    n = len(table)
+    refs = table["reference"].to_numpy()
+    test = np.flatnonzero(np.isin(refs, ["R00", "R01"]))
+    split = {"train": np.setdiff1d(np.arange(n), test), "val": np.array([], dtype=np.int64), "test": test}
+    res = evaluate_standard(feats, table, LOADERS["kadid10k"].info, [split], ALPHAS, alpha=1.0)
+    assert res.alpha == 1.0 and np.isnan(res.median_val_srcc) and res.to_json()["median_val_srcc"] is None
+    with pytest.raises(ValueError, match="alpha search needs at least two val images"):
+        evaluate_standard(feats, table, LOADERS["kadid10k"].info, [split], ALPHAS)
