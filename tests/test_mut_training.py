@@ -280,3 +280,12 @@ def test_foreign_encoder_file_error_names_the_file(tmp_path):
         load_encoder(path)
     assert info.value.path == str(path)
     assert str(info.value).startswith(f"cannot load {path}: it is not a shamisa-encoder/1 file. ")
+
+
+def test_effective_rank_centres_by_default():
+    from shamisa_core.training.diagnostics import effective_rank
+
+    g = torch.Generator().manual_seed(0)
+    x = 100.0 + torch.randn(400, 8, generator=g)  # isotropic noise around a far-off mean
+    assert effective_rank(x) > 7.5  # centred: the 8 noise directions
+    assert effective_rank(x, center=False) < 1.2  # raw: the mean direction dominates
