@@ -152,6 +152,10 @@ def prepare(pkg: str, work: Path, resume: bool) -> None:
         "    -m",
         "    not slow",
         *(["    -k", f"    {DESELECT[pkg]}"] if DESELECT.get(pkg) else []),
+        # mutmut's per-test durations leave out fixture set-up (a module's corpus, encoder or
+        # dataset), so its time limit can stop a mutant before a test ran: a generous constant
+        # (recheck_timeouts re-tests any timeout without a limit anyway)
+        "timeout_constant=120",
         "process_isolation=forkserver",
         "use_git_change_detection=false",
         "",
@@ -218,6 +222,45 @@ def verify_later_kills(pkg: str, work: Path, env: dict[str, str]) -> dict[str, s
     return out
 
 
+def recheck_timeouts(pkg: str, work: Path, env: dict[str, str], names: list[str] | None,
+                     limit_s: float = 1200) -> dict[str, str]:
+    """Run the tests of each mutant mutmut stopped as a timeout again, without its time limit.
+
+    mutmut's limit is ``(sum of the tests' call durations + timeout_constant) x 15``; the call
+    durations leave out fixture set-up, so a mutant whose tests share an expensive module
+    fixture (a corpus, an encoder, a dataset) can be stopped before any test ran, and would
+    count as killed. Here its covering tests (fastest first, ``-x``) run in the mutated tree
+    with the mutant active: ``killed`` (a test failed), ``survived`` (all passed) or
+    ``timeout`` (still running after ``limit_s``). Written to ``<work>/timeouts.json``."""
+    status_by_exit_code = _status_map()
+    tree = work / "mutants"
+    stats = json.loads((tree / "mutmut-stats.json").read_text())
+    tests_of, dur = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
+    codes: dict[str, int | None] = {}
+    for meta in sorted((tree / "shamisa_core" / pkg).rglob("*.meta")):
+        codes.update(json.loads(meta.read_text()).get("exit_code_by_key", {}))
+    base = {k: v for k, v in env.items() if k != "MUTANT_UNDER_TEST"}
+    extra = ["-m", "not slow", *(["-k", DESELECT[pkg]] if DESELECT.get(pkg) else [])]
+    out: dict[str, str] = {}
+    for name in sorted(names if names is not None else codes):
+        if codes.get(name) is None or status_by_exit_code.get(codes[name]) != "timeout":
+            continue
+        tests = sorted(tests_of.get(name.partition("__mutmut_")[0].replace("__init__.", ""), []),
+                       key=lambda t: (dur.get(t, 0.0), t))
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--rootdir=.",
+               *extra, *tests]
+        try:
+            r = subprocess.run(cmd, cwd=tree, env={**base, "MUTANT_UNDER_TEST": name},
+                               capture_output=True, text=True, timeout=limit_s)
+            out[name] = {0: "survived", 1: "killed"}.get(r.returncode, f"error {r.returncode}")
+        except subprocess.TimeoutExpired:
+            out[name] = "timeout"
+        print(f"{out[name]:>10}  {name}  (mutmut: timeout; {len(tests)} tests)", file=sys.stderr)
+    old = json.loads((work / "timeouts.json").read_text()) if (work / "timeouts.json").exists() else {}
+    (work / "timeouts.json").write_text(json.dumps({**old, **out}, indent=1, sort_keys=True) + "\n")
+    return out
+
+
 def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
     """Per-file and total counts from mutmut's ``.meta`` files in ``work/mutants``."""
     status_by_exit_code = _status_map()
@@ -228,6 +271,7 @@ def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
             name, _, reason = line.partition("#")
             if name.strip():
                 equivalent[name.strip()] = reason.strip()
+    rechecked = json.loads((work / "timeouts.json").read_text()) if (work / "timeouts.json").exists() else {}
     later = read_later()
     verified_file = work / "verified.json"
     if verified_file.exists() or pkg != "corpus":  # the corpus ones were first checked by hand
@@ -244,6 +288,8 @@ def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
                 continue
             c["mutants"] += 1
             status = status_by_exit_code.get(code, "not checked") if code is not None else "not checked"
+            if status == "timeout" and key in rechecked:
+                status = {"killed": "killed", "survived": "survived"}.get(rechecked[key], "timeout")
             if status == "not checked":
                 continue
             if status == "no tests":
@@ -281,7 +327,8 @@ def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
         if s_["mutant"] in later:
             s_["killed_later_by"] = later[s_["mutant"]]
     return {"package": f"shamisa_core/{pkg}", "totals": total, "files": files, "not_killed": survivors,
-            "tests": TESTS[pkg]}
+            "tests": TESTS[pkg], "deselected": DESELECT.get(pkg, ""),
+            "timeouts_rechecked": {k: v for k, v in rechecked.items() if only is None or k in only}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             # instead of recording "tested: 0" as if it were a result.
             why = failure_reason(work / "mutmut.log") or f"see {work / 'mutmut.log'}"
             raise SystemExit(f"mutmut exited with {proc.returncode} before testing mutants: {why}")
+    recheck_timeouts(args.package, work, env, sample or None)
     if args.verify_later_kills:
         verify_later_kills(args.package, work, env)
     result = collect(args.package, work, set(sample) if sample else None)
