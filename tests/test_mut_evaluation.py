@@ -204,3 +204,16 @@ def test_given_alpha_without_validation_images_has_no_val_srcc():
     assert res.alpha == 1.0 and np.isnan(res.median_val_srcc) and res.to_json()["median_val_srcc"] is None
     with pytest.raises(ValueError, match="alpha search needs at least two val images"):
         evaluate_standard(feats, table, LOADERS["kadid10k"].info, [split], ALPHAS)
+
+
+def test_model_uri_without_mlflow_dir_uses_the_default_store(tmp_path, monkeypatch, capsys):
+    from shamisa_core.cli import main
+    from shamisa_core.tracking import BACKEND_ENV
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    rc = main(["evaluate", "--encoder", "models:/shamisa-iqa@champion", "--dataset", "proxy",
+               "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    assert rc == 2 and "cannot resolve models:/shamisa-iqa@champion" in capsys.readouterr().err
+    assert (tmp_path / "outputs" / "mlflow" / "mlflow.db").is_file()  # outputs/mlflow of the cwd
