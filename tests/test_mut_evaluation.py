@@ -217,3 +217,19 @@ def test_model_uri_without_mlflow_dir_uses_the_default_store(tmp_path, monkeypat
                "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     assert rc == 2 and "cannot resolve models:/shamisa-iqa@champion" in capsys.readouterr().err
     assert (tmp_path / "outputs" / "mlflow" / "mlflow.db").is_file()  # outputs/mlflow of the cwd
+
+
+def test_ensure_proxy_builds_the_requested_spec_and_reuses_a_built_one(tmp_path):
+    import json
+
+    from shamisa_core.evaluation.prepared import ensure_proxy
+    from shamisa_core.evaluation.proxy import ProxySpec
+
+    spec = ProxySpec(n_refs=1, types=("gaublur", "jpeg"), levels=(0.0, 4.0), seed=3)
+    folder = ensure_proxy(tmp_path / "p", spec)
+    assert folder == tmp_path / "p"
+    rows = pd.read_csv(folder / "dmos.csv")
+    assert len(rows) == 1 * 2 * 2
+    assert json.loads((folder / "proxy_spec.json").read_text())["types"] == ["gaublur", "jpeg"]
+    stamp = (folder / "dmos.csv").stat().st_mtime_ns
+    assert ensure_proxy(folder, None) == folder and (folder / "dmos.csv").stat().st_mtime_ns == stamp
