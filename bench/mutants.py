@@ -344,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run the tests of tests/mutation/killed_after_review.txt against their "
                         "mutants (must fail) before summarising")
     p.add_argument("--out", default=str(REPO / "bench" / "mutants.json"))
+    p.add_argument("--note", default="", help="a line recorded with the result (machine, load, ...)")
     args = p.parse_args(argv)
     work = REPO / "outputs" / "mutants" / args.package
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
@@ -398,10 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         result["sampled"] = f"{len(sample)} of {len(all_mutant_names(args.package, work))}"
         result["sample_seed"] = args.seed
     result["wall_s"] = round(time.time() - t0, 1)
-    result["stopped_by_budget"] = stopped
-    result["mutmut"] = "3.8.1"
     out = Path(args.out)
     allres = json.loads(out.read_text()) if out.exists() else {}
+    if args.collect_only:  # keep the wall time of the run that is summarised again
+        result["wall_s"] = allres.get(args.package, {}).get("wall_s", result["wall_s"])
+    if args.note:
+        result["note"] = args.note
+    result["stopped_by_budget"] = stopped
+    result["mutmut"] = "3.8.1"
     allres[args.package] = result
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(allres, indent=1, sort_keys=True) + "\n")
