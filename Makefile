@@ -25,7 +25,7 @@ run: install
 	$(BIN)/python -m pipelines.main_run
 
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" && $(BIN)/python -m pytest -q -m slow tests/faults \
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15 && $(BIN)/python -m pytest -q -m slow tests/faults \
 	  tests/test_indep_training.py::test_encoder_asset_world_size_2_through_torchrun_and_pipes
 
 test-all: install

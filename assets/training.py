@@ -93,6 +93,7 @@ def encoder(
     check = AssetCheckResult(
         check_name=HEALTH_CHECK, passed=bool(health["passed"]), severity=AssetCheckSeverity.ERROR,
         metadata={"h_effective_rank": round(float(health["h_erank"]), 3),
+                  "h_std_mean": round(float(health["h_std"]), 5),
                   "z_std_mean": round(float(health["z_std"]), 5),
                   "reasons": "; ".join(health["reasons"]) or "none",
                   "thresholds": MetadataValue.json(health["thresholds"])},

@@ -163,8 +163,9 @@ def test_fold_counts_only_conv_bn_pairs():
     assert isinstance(net[1], torch.nn.Identity) and isinstance(net[3], torch.nn.BatchNorm2d)
 
 
-def _rows(erank: float, zstd: float, loss: float = -1.0, n: int = 5) -> list[dict]:
-    return [{"step": i, "loss": loss, "h/erank": erank, "z/std_mean": zstd} for i in range(n)]
+def _rows(erank: float, zstd: float, loss: float = -1.0, n: int = 5, hstd: float = 0.02) -> list[dict]:
+    return [{"step": i, "loss": loss, "h/erank": erank, "z/std_mean": zstd, "h/std_mean": hstd}
+            for i in range(n)]
 
 
 def test_health_passes_a_live_representation_and_names_each_failure():
@@ -175,6 +176,9 @@ def test_health_passes_a_live_representation_and_names_each_failure():
     assert any("effective rank" in r for r in collapsed["reasons"])
     assert any("std of z" in r for r in collapsed["reasons"])
     assert not assess(_rows(30.0, 0.1, loss=float("nan")))["passed"]
+    # h still spans 31 directions but no longer varies (the old cpu-small recipe): caught
+    frozen_h = assess(_rows(31.0, 0.006, hstd=1e-5))
+    assert not frozen_h["passed"] and frozen_h["reasons"] == ["per-dimension std of h 1e-05 < 0.002"]
     assert not assess([])["passed"]
     # the window: only the last rows count
     rows = _rows(30.0, 0.1) + _rows(1.2, 0.1, n=3)

@@ -154,6 +154,16 @@ def test_head_warmup_holds_the_backbone_and_resumes_exactly(corpus, tmp_path):
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
+def test_head_warmup_skipping_the_backbone_backward_changes_no_update(corpus, tmp_path, monkeypatch):
+    """One process skips the held backbone's backward (requires_grad off); the DDP path keeps
+    it and drops the gradients: both give the same weights."""
+    fast = _weights(train(tiny_setup(steps=3, head_warmup_steps=2), corpus, tmp_path / "f").model)
+    real = loop.warmup_switch
+    monkeypatch.setattr(loop, "warmup_switch", lambda model, distributed: real(model, True))
+    slow = _weights(train(tiny_setup(steps=3, head_warmup_steps=2), corpus, tmp_path / "s").model)
+    assert all(torch.equal(fast[k], slow[k]) for k in fast)
+
+
 def test_backbone_lr_scale_gives_the_backbone_its_own_lr_group():
     from shamisa_core.models import build_model
 

@@ -27,11 +27,11 @@ class TrainConfig:
     * ``num_workers``: DataLoader worker processes (spawned; 0 = read in the main process).
     * ``backbone_lr_scale``: the backbone's lr is ``lr * backbone_lr_scale`` (1 = the paper:
       one lr for every parameter). Fine-tuning an ImageNet encoder for a few hundred CPU steps
-      needs a smaller backbone lr than the freshly initialised heads (docs/DECISIONS.md P4).
+      needs a smaller backbone lr than the freshly initialised heads (docs/DECISIONS.md P5).
     * ``head_warmup_steps``: the backbone takes no optimiser step for the first N steps, while
-      the projector and heads start (0 = the paper; docs/DECISIONS.md P4).
+      the projector and heads start (0 = the paper; docs/DECISIONS.md P5).
     * ``clip_grad_norm``: clip the global gradient norm to this value before each step
-      (0 = off, the paper: "no gradient clipping", METHOD §6.2; docs/DECISIONS.md P4).
+      (0 = off, the paper: "no gradient clipping", METHOD §6.2; docs/DECISIONS.md P5).
     """
 
     batch_size: int = 2

@@ -137,7 +137,7 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.SGD:
 
     With ``tc.backbone_lr_scale != 1`` the parameters form two groups: group 0 the heads
     (projector, prototype head, aggregator) at ``lr``, group 1 the backbone at
-    ``lr * backbone_lr_scale`` (docs/DECISIONS.md P4). The scheduler scales both alike.
+    ``lr * backbone_lr_scale`` (docs/DECISIONS.md P5). The scheduler scales both alike.
     """
     kw = {"lr": tc.lr, "momentum": tc.momentum, "weight_decay": tc.weight_decay}
     backbone = getattr(model, "backbone", None)
@@ -151,12 +151,28 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.SGD:
 
 def hold_backbone(model: nn.Module) -> None:
     """Drop the backbone's gradients so that this optimiser step leaves it (and its momentum
-    and weight decay) untouched: the head warm-up (``train.head_warmup_steps``, P4). Works the
+    and weight decay) untouched: the head warm-up (``train.head_warmup_steps``, P5). Works the
     same under DDP, where gradients are already reduced when this runs."""
     backbone = getattr(model, "backbone", None)
     if backbone is not None:
         for p in backbone.parameters():
             p.grad = None
+
+
+def warmup_switch(model: nn.Module, distributed: bool) -> Callable[[bool], None]:
+    """``switch(held)`` for the head warm-up. In one process, a held backbone also stops
+    requiring gradients, which skips its backward pass (the same updates, a faster step);
+    under DDP every parameter keeps requiring gradients (DDP's reducer expects them) and
+    :func:`hold_backbone` drops them instead. Frozen stages stay frozen either way."""
+    backbone = getattr(model, "backbone", None)
+    trainable = [p for p in backbone.parameters() if p.requires_grad] if backbone is not None else []
+
+    def switch(held: bool) -> None:
+        if not distributed:
+            for p in trainable:
+                p.requires_grad_(not held)
+
+    return switch
 
 
 def build_scheduler(
@@ -285,6 +301,7 @@ def _train(
         log_path.write_text("")
     barrier(info)
 
+    warmup = warmup_switch(model, distributed=info.world_size > 1)
     step_fn = wrap_ddp(TrainStep(model, cfg.graph, cfg.loss, dtype), info, device)
     model.train()
 
@@ -309,6 +326,7 @@ def _train(
             dist = batch["dist"].to(device, non_blocking=True)
             lr = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
+            warmup(pos.step < tc.head_warmup_steps)
             total, terms, h, z, diag = step_fn(ref, dist, group_meta(batch, device))
             loss_value = float(mean_across_ranks(total.detach().float(), info))
             if not math.isfinite(loss_value):
