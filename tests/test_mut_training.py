@@ -124,15 +124,15 @@ def test_diagnostics_png_panel_without_series_has_no_legend(tmp_path, figures):
 
 # ------------------------------------------------------------------------------ health.py
 def test_health_means_the_last_window_rows():
-    rows = [{"h/erank": v, "z/std_mean": 0.1, "loss": 1.0} for v in (100.0, 2.0, 4.0, 6.0)]
+    rows = [{"h/erank": v, "h/std_mean": 0.02, "z/std_mean": 0.1, "loss": 1.0} for v in (100.0, 2.0, 4.0, 6.0)]
     got = health.assess(rows, health.HealthThresholds(window=3))
     assert got["h_erank"] == pytest.approx(4.0) and got["z_std"] == pytest.approx(0.1)
     assert got["passed"] is False and got["reasons"] == ["effective rank of h 4 < 5.0"]
-    assert got["thresholds"] == {"min_h_erank": 5.0, "min_z_std": 1e-3, "window": 3}
+    assert got["thresholds"] == {"min_h_erank": 5.0, "min_z_std": 1e-3, "min_h_std": 2e-3, "window": 3}
 
 
 def test_health_names_a_dead_projector():
-    rows = [{"h/erank": 30.0, "z/std_mean": 2e-4, "loss": 1.0}] * 3
+    rows = [{"h/erank": 30.0, "h/std_mean": 0.02, "z/std_mean": 2e-4, "loss": 1.0}] * 3
     got = health.assess(rows)
     assert got["reasons"] == ["per-dimension std of z 0.0002 < 0.001"] and not got["passed"]
 
