@@ -223,7 +223,7 @@ def verify_later_kills(pkg: str, work: Path, env: dict[str, str]) -> dict[str, s
 
 
 def recheck_timeouts(pkg: str, work: Path, env: dict[str, str], names: list[str] | None,
-                     limit_s: float = 1200) -> dict[str, str]:
+                     limit_s: float = 1200, unchecked: bool = False) -> dict[str, str]:
     """Run the tests of each mutant mutmut stopped as a timeout again, without its time limit.
 
     mutmut's limit is ``(sum of the tests' call durations + timeout_constant) x 15``; the call
@@ -231,7 +231,7 @@ def recheck_timeouts(pkg: str, work: Path, env: dict[str, str], names: list[str]
     fixture (a corpus, an encoder, a dataset) can be stopped before any test ran, and would
     count as killed. Here its covering tests (fastest first, ``-x``) run in the mutated tree
     with the mutant active: ``killed`` (a test failed), ``survived`` (all passed) or
-    ``timeout`` (still running after ``limit_s``). Written to ``<work>/timeouts.json``."""
+    ``timeout`` (still running after ``limit_s``). Written to ``<work>/direct_runs.json``."""
     status_by_exit_code = _status_map()
     tree = work / "mutants"
     stats = json.loads((tree / "mutmut-stats.json").read_text())
@@ -242,8 +242,16 @@ def recheck_timeouts(pkg: str, work: Path, env: dict[str, str], names: list[str]
     base = {k: v for k, v in env.items() if k != "MUTANT_UNDER_TEST"}
     extra = ["-m", "not slow", *(["-k", DESELECT[pkg]] if DESELECT.get(pkg) else [])]
     out: dict[str, str] = {}
-    for name in sorted(names if names is not None else codes):
-        if codes.get(name) is None or status_by_exit_code.get(codes[name]) != "timeout":
+    cost = {n: sum(dur.get(t, 0.0) for t in tests_of.get(n.partition("__mutmut_")[0], [])) for n in codes}
+    # the unchecked ones costliest first: a mutmut run still going takes the cheap ones first
+    for name in sorted(names if names is not None else codes, key=lambda n: (-cost.get(n, 0.0), n)):
+        if codes.get(name) is None:
+            if not unchecked or name not in codes:
+                continue
+        elif status_by_exit_code.get(codes[name]) != "timeout":
+            continue
+        done = json.loads((work / "direct_runs.json").read_text()) if (work / "direct_runs.json").exists() else {}
+        if unchecked and name in done:
             continue
         tests = sorted(tests_of.get(name.partition("__mutmut_")[0].replace("__init__.", ""), []),
                        key=lambda t: (dur.get(t, 0.0), t))
@@ -255,9 +263,11 @@ def recheck_timeouts(pkg: str, work: Path, env: dict[str, str], names: list[str]
             out[name] = {0: "survived", 1: "killed"}.get(r.returncode, f"error {r.returncode}")
         except subprocess.TimeoutExpired:
             out[name] = "timeout"
-        print(f"{out[name]:>10}  {name}  (mutmut: timeout; {len(tests)} tests)", file=sys.stderr)
-    old = json.loads((work / "timeouts.json").read_text()) if (work / "timeouts.json").exists() else {}
-    (work / "timeouts.json").write_text(json.dumps({**old, **out}, indent=1, sort_keys=True) + "\n")
+        print(f"{out[name]:>10}  {name}  ({len(tests)} tests)", file=sys.stderr, flush=True)
+        done[name] = out[name]
+        (work / "direct_runs.json").write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
+    old = json.loads((work / "direct_runs.json").read_text()) if (work / "direct_runs.json").exists() else {}
+    (work / "direct_runs.json").write_text(json.dumps({**old, **out}, indent=1, sort_keys=True) + "\n")
     return out
 
 
@@ -271,7 +281,7 @@ def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
             name, _, reason = line.partition("#")
             if name.strip():
                 equivalent[name.strip()] = reason.strip()
-    rechecked = json.loads((work / "timeouts.json").read_text()) if (work / "timeouts.json").exists() else {}
+    rechecked = json.loads((work / "direct_runs.json").read_text()) if (work / "direct_runs.json").exists() else {}
     later = read_later()
     verified_file = work / "verified.json"
     if verified_file.exists() or pkg != "corpus":  # the corpus ones were first checked by hand
@@ -288,8 +298,11 @@ def collect(pkg: str, work: Path, only: set[str] | None = None) -> dict:
                 continue
             c["mutants"] += 1
             status = status_by_exit_code.get(code, "not checked") if code is not None else "not checked"
-            if status == "timeout" and key in rechecked:
+            if key in rechecked and status == "timeout":
                 status = {"killed": "killed", "survived": "survived"}.get(rechecked[key], "timeout")
+            elif key in rechecked and status == "not checked":  # tested by --test-unchecked
+                status = {"killed": "killed", "survived": "survived", "timeout": "timeout"}.get(
+                    rechecked[key], "not checked")
             if status == "not checked":
                 continue
             if status == "no tests":
@@ -340,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collect-only", action="store_true", help="only summarise an earlier run")
     p.add_argument("--sample", type=int, default=0, help="test a seeded random sample of N mutants")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-unchecked", action="store_true",
+                   help="with --collect-only: test the sampled mutants mutmut did not reach (its run "
+                        "stopped by the budget) the way mutmut does, one at a time")
     p.add_argument("--verify-later-kills", action="store_true",
                    help="run the tests of tests/mutation/killed_after_review.txt against their "
                         "mutants (must fail) before summarising")
@@ -391,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             # instead of recording "tested: 0" as if it were a result.
             why = failure_reason(work / "mutmut.log") or f"see {work / 'mutmut.log'}"
             raise SystemExit(f"mutmut exited with {proc.returncode} before testing mutants: {why}")
-    recheck_timeouts(args.package, work, env, sample or None)
+    recheck_timeouts(args.package, work, env, sample or None, unchecked=args.test_unchecked)
     if args.verify_later_kills:
         verify_later_kills(args.package, work, env)
     result = collect(args.package, work, set(sample) if sample else None)
