@@ -233,3 +233,12 @@ def test_ensure_proxy_builds_the_requested_spec_and_reuses_a_built_one(tmp_path)
     assert json.loads((folder / "proxy_spec.json").read_text())["types"] == ["gaublur", "jpeg"]
     stamp = (folder / "dmos.csv").stat().st_mtime_ns
     assert ensure_proxy(folder, None) == folder and (folder / "dmos.csv").stat().st_mtime_ns == stamp
+
+
+def test_unparsable_annotation_file_is_named(tmp_path):
+    from shamisa_core.evaluation.datasets.base import DatasetError, read_csv_checked
+
+    path = tmp_path / "dmos.csv"
+    path.write_bytes(b"\xff\xfe\x00bad,\x00\n\x80\x81")  # not UTF-8
+    with pytest.raises(DatasetError, match=r"^malformed annotation file .*dmos\.csv: "):
+        read_csv_checked(path, ["dist_img", "dmos"])
