@@ -194,13 +194,16 @@ def read_later() -> dict[str, str]:
     return later
 
 
-def verify_later_kills(pkg: str, work: Path, env: dict[str, str]) -> dict[str, str]:
+def verify_later_kills(pkg: str, work: Path, env: dict[str, str], only_new: bool = False) -> dict[str, str]:
     """Check each survivor of ``killed_after_review.txt`` against the test named for it, the
     way mutmut tests a mutant: the current tests are copied into the mutated tree and the test
     runs there with ``MUTANT_UNDER_TEST`` set to the mutant (it must fail) and once without any
     mutant (it must pass). Returns ``{mutant: "killed" | "not killed" | "error <rc>"}``, also
     written to ``<work>/verified.json``."""
     mine = {m: t for m, t in read_later().items() if m.startswith(f"shamisa_core.{pkg}.")}
+    done = json.loads((work / "verified.json").read_text()) if (work / "verified.json").exists() else {}
+    if only_new:  # keep earlier verdicts (same tests), check the entries added since
+        mine = {m: t for m, t in mine.items() if m not in done}
     if not mine:
         return {}
     tree = work / "mutants"
@@ -218,7 +221,8 @@ def verify_later_kills(pkg: str, work: Path, env: dict[str, str]) -> dict[str, s
                            capture_output=True, text=True)
         out[mutant] = {0: "not killed", 1: "killed"}.get(r.returncode, f"error {r.returncode}")
         print(f"{out[mutant]:>10}  {mutant}  by {test}", file=sys.stderr)
-    (work / "verified.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    (work / "verified.json").write_text(json.dumps({**(done if only_new else {}), **out}, indent=1,
+                                                   sort_keys=True) + "\n")
     return out
 
 
