@@ -242,3 +242,24 @@ def test_unparsable_annotation_file_is_named(tmp_path):
     path.write_bytes(b"\xff\xfe\x00bad,\x00\n\x80\x81")  # not UTF-8
     with pytest.raises(DatasetError, match=r"^malformed annotation file .*dmos\.csv: "):
         read_csv_checked(path, ["dist_img", "dmos"])
+
+
+def test_json_float_keeps_finite_numbers_and_drops_nan():
+    from shamisa_core.evaluation.metrics import _json_float
+
+    assert _json_float(0.5) == 0.5 and _json_float(3) == 3 and _json_float(-2.0) == -2.0
+    assert _json_float(float("nan")) is None and _json_float(float("inf")) is None
+
+
+def test_cached_features_follow_the_requested_crop(tmp_path):
+    from _eval_helpers import make_encoder, make_kadid_like
+    from shamisa_core.evaluation.cache import encode_dataset
+    from shamisa_core.evaluation.encoders import load_trained
+    from shamisa_core.evaluation.prepared import prepare_dataset
+
+    data = make_kadid_like(tmp_path / "kadid", n_refs=2, levels=(1, 2), seed=2)
+    prep = prepare_dataset("kadid10k", str(data), tmp_path / "cache", proxy_base=tmp_path)
+    enc = load_trained(make_encoder(tmp_path / "enc" / "encoder.pt", seed=0))
+    f32 = encode_dataset(prep, enc, 32, log=lambda m: None)
+    f16 = encode_dataset(prep, enc, 16, log=lambda m: None)
+    assert f32.features.shape == f16.features.shape and not np.allclose(f32.features, f16.features)
