@@ -263,3 +263,16 @@ def test_cached_features_follow_the_requested_crop(tmp_path):
     f32 = encode_dataset(prep, enc, 32, log=lambda m: None)
     f16 = encode_dataset(prep, enc, 16, log=lambda m: None)
     assert f32.features.shape == f16.features.shape and not np.allclose(f32.features, f16.features)
+
+
+def test_cross_frame_rows_name_source_and_target():
+    from shamisa_core.evaluation.report import cross_frame
+
+    result = {"live": {"srcc": 0.5},
+              "cross": {"live": {"csiq": {"srcc": 0.4, "plcc": 0.3, "alpha": 1.0, "orientation_flipped": True}}},
+              "twins": {"random_twin": {"cross": {"live": {"csiq": {"srcc": 0.1}}}}}}
+    frame = cross_frame(result)
+    assert list(frame.columns) == ["source", "target", "srcc", "plcc", "random_twin_srcc", "alpha",
+                                   "orientation_flipped"]
+    assert frame.to_dict("records") == [{"source": "live", "target": "csiq", "srcc": 0.4, "plcc": 0.3,
+                                         "random_twin_srcc": 0.1, "alpha": 1.0, "orientation_flipped": True}]
