@@ -2,7 +2,6 @@
 
 
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from dagster import (
@@ -11,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    Config,
     DataVersion,
     MaterializeResult,
     MetadataValue,
@@ -21,7 +21,9 @@ from dagster import (
 
 from pipelines.resources import OutputPaths, ShamisaSettings, env_config
 from pipelines.versions import code_version
-from shamisa_core.corpus.build import ShardResult, build_shard
+from pydantic import Field
+
+from shamisa_core.corpus.build import ShardResult, build_shard, build_shards, resolve_workers
 from shamisa_core.corpus.manifest import check_record, read_manifest, write_manifest
 from shamisa_core.atomic import file_sha256
 from shamisa_core.corpus.shards import ShardError, iter_samples, shard_name
@@ -65,26 +67,40 @@ def pristine_images(settings: ShamisaSettings, paths: OutputPaths) -> Materializ
     )
 
 
+class CorpusBuildConfig(Config):
+    """Run config of ``corpus_shards`` (how the build runs; the shard bytes never depend on it)."""
+
+    workers: int = Field(
+        default=0,
+        description="Processes building the shards of one run: 0 = every core this process may "
+        "use (os.sched_getaffinity), capped at the number of partitions in the run.",
+    )
+
+
 @asset(
     group_name="corpus",
-    code_version=code_version("corpus", "1"),
+    code_version=code_version("corpus", "2"),
     deps=[pristine_images],
     partitions_def=SHARD_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
 )
 def corpus_shards(
-    context: AssetExecutionContext, settings: ShamisaSettings, paths: OutputPaths
+    context: AssetExecutionContext,
+    config: CorpusBuildConfig,
+    settings: ShamisaSettings,
+    paths: OutputPaths,
 ) -> MaterializeResult:
-    """One WebDataset tar per partition; a range of partitions is built in one run, 2 processes."""
+    """One WebDataset tar per partition; a range of partitions is built in one run, in
+    ``config.workers`` processes (default: one per available core)."""
     cfg = settings.config()
     out_dir = paths.corpus_dir(cfg.profile)
     sources = read_pristine_manifest(out_dir / "pristine.parquet")
     shards = [_shard_index(k) for k in context.partition_keys]
-    if len(shards) > 1:
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(build_shard, [sources] * len(shards), [cfg] * len(shards), shards, [out_dir] * len(shards)))
+    workers = resolve_workers(config.workers, len(shards))
+    if workers > 1:
+        results = build_shards(sources, cfg, shards, out_dir, workers)
     else:
-        results = [build_shard(sources, cfg, shards[0], out_dir)]
+        results = [build_shard(sources, cfg, s, out_dir) for s in shards]
     for r in results:
         context.log.info(f"{Path(r.path).name}: {r.n_groups} groups, {r.n_crops} crops, {r.seconds:.1f}s")
     total_s = sum(r.seconds for r in results)
@@ -100,6 +116,7 @@ def corpus_shards(
             ),
             "n_groups": sum(r.n_groups for r in results),
             "n_crops": crops,
+            "workers": workers,
             "crops_per_s_per_process": round(crops / max(total_s, 1e-9), 1),
             "sha256": results[0].sha256 if len(results) == 1 else ",".join(r.sha256[:16] for r in results),
         },
@@ -107,7 +124,7 @@ def corpus_shards(
     )
 
 
-@asset(group_name="corpus", code_version=code_version("corpus", "1"), deps=[corpus_shards])
+@asset(group_name="corpus", code_version=code_version("corpus", "2"), deps=[corpus_shards])
 def corpus_manifest(settings: ShamisaSettings, paths: OutputPaths) -> MaterializeResult:
     """manifest.json: the shard list, counts, sha256 of each shard and the config hash."""
     cfg = settings.config()

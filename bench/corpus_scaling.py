@@ -9,8 +9,14 @@ to itself; on a shared machine (see the 1-minute load average, printed before an
 jobs take the cores and the wall-clock speed-up says little, while ``shards_per_cpu_s``
 (shards per CPU second) still compares the work per shard.
 
-    .venv/bin/python bench/corpus_scaling.py [--profile cpu-small] [--shards 4] \
-        [--groups-per-shard 8] [--workers 1,2]
+The bench **asserts** that every worker count wrote the same bytes (exit status 1 and
+``"same_bytes": false`` otherwise): the build is reproducible whatever the parallelism.
+``--workers`` defaults to 1, 2, 4, ... up to the cores this process may use
+(``os.sched_getaffinity``), always including that number; the shard count defaults to that
+number too, so each worker count has enough shards to keep its workers busy.
+
+    .venv/bin/python bench/corpus_scaling.py [--profile paper] [--shards N] \
+        [--groups-per-shard 1] [--workers 1,2,...]
 """
 
 from __future__ import annotations
@@ -38,21 +44,27 @@ def _cpu_seconds() -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="cpu-small")
-    p.add_argument("--shards", type=int, default=4)
-    p.add_argument("--groups-per-shard", type=int, default=8)
-    p.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    p.add_argument("--profile", default="paper", help="config profile (paper: 126 crops of 224 px a group)")
+    p.add_argument("--shards", type=int, default=0, help="0 = as many as the largest worker count")
+    p.add_argument("--groups-per-shard", type=int, default=1)
+    p.add_argument("--workers", default="", help="comma-separated worker counts (default 1, 2, 4, ... cores)")
     args = p.parse_args()
 
     from shamisa_core.config import load_profile
-    from shamisa_core.corpus.build import build_corpus
+    from shamisa_core.corpus.build import available_cores, build_corpus
+
+    cores = available_cores()
+    if args.workers:
+        counts = [int(w) for w in args.workers.split(",")]
+    else:
+        counts = sorted({min(2**i, cores) for i in range(cores.bit_length() + 1)})
+    args.shards = args.shards or max(counts)
     from shamisa_core.pristine import export_default, scan_folder
 
     cfg = load_profile(args.profile)
     cfg = replace(cfg, corpus=replace(cfg.corpus, n_shards=args.shards, groups_per_shard=args.groups_per_shard))
     src_dir = export_default(Path(os.environ.get("SHAMISA_OUTPUTS", "outputs")) / "pristine" / "default")
     sources = [i.path for i in scan_folder(src_dir).images]
-    counts = [int(w) for w in args.workers.split(",")]
     load_before = os.getloadavg()[0]
     rows, reference = [], None
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,8 +91,10 @@ def main() -> None:
             })
     for row in rows:
         row["speedup_vs_first_run"] = round(rows[0]["seconds"] / row["seconds"], 2)
+    same = all(r["same_bytes"] for r in rows)
     print(json.dumps({
-        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {cores} available",
+        "same_bytes_all_worker_counts": same,
         "load_avg_1min_before": round(load_before, 2),
         "load_avg_1min_after": round(os.getloadavg()[0], 2),
         "profile": args.profile,
@@ -89,6 +103,8 @@ def main() -> None:
         "crops_per_group": cfg.group.crops_per_group,
         "runs": rows,
     }, indent=1))
+    if not same:
+        sys.exit("corpus_scaling: the shards differ between worker counts (see same_bytes)")
 
 
 if __name__ == "__main__":

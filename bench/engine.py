@@ -6,8 +6,9 @@ and the number of worker processes for the group timing.
 
 Each group entry gives wall-clock rates (``groups_per_s``, ``crops_per_s``) and CPU-time rates
 (``crops_per_cpu_s``: crops per second of the workers' own CPU time, which a busy machine
-disturbs much less), plus ``jpeg2000_encodes_per_group``: the codec calls the measured groups'
-compositions need (prefix slots once, the varying slot and later slots once per level), the
+disturbs much less), plus ``jpeg2000_encodes_per_group``: the encodes the measured groups'
+compositions need (prefix slots once, the varying slot once with ``engine.j2k_shared_levels``
+(else once per level), later slots once per level), the
 one number that varies most between groups. The per-type times are CPU times too (best of
 ``reps``). Groups are ``0..n-1`` of seed 27; the paper shape needs about 16 groups for a
 representative mix (groups 0-3 alone need 40 codec calls a group, the average is about 23).
@@ -61,42 +62,53 @@ def per_type_ms(size: int = 224, reps: int = 20) -> dict[str, float]:
     return out
 
 
-def _j2k_encodes(record: dict) -> int:
-    """jpeg2000 codec calls a group's compositions need (before level de-duplication)."""
+def _j2k_encodes(record: dict, shared_levels: bool) -> int:
+    """jpeg2000 encodes a group's compositions need (before level de-duplication): one per
+    view for a prefix slot, and for the varying slot too with ``engine.j2k_shared_levels``
+    where every level's byte budget allows the shared codestream."""
+    from shamisa_core.distortions.primitives.compression import _J2K_SHARED_MIN_BUDGET_BYTES
+
     calls = 0
     for comp in record["compositions"]:
         types = [s["type"] for s in comp["slots"]]
         if "jpeg2000" in types:
-            per_view = 1 if types.index("jpeg2000") < comp["varying_slot"] else len(comp["levels"])
-            calls += per_view * 2 * record["n_refs"]
+            i, k = types.index("jpeg2000"), comp["varying_slot"]
+            ratios = [max(int(lv["value"][i]), 1) for lv in comp["levels"]]
+            budget = record["patch_size"] ** 2 * 3 / max(ratios)
+            shared = shared_levels and budget >= _J2K_SHARED_MIN_BUDGET_BYTES
+            once = i < k or (i == k and shared)
+            calls += (1 if once else len(comp["levels"])) * 2 * record["n_refs"]
     return calls
 
 
-def _groups_worker(args: tuple[str, list[str], int, int]) -> tuple[int, int, float, int]:
-    profile, sources, start, count = args
+def _groups_worker(args: tuple[str, list[str], int, int, list[str]]) -> tuple[int, int, float, int]:
+    profile, sources, start, count, overrides = args
     _limit_threads(1)
     from shamisa_core.config import load_profile
     from shamisa_core.corpus.groups import build_group, default_loader
 
-    cfg = load_profile(profile)
+    cfg = load_profile(profile, overrides)
     crops, j2k = 0, 0
     cpu0 = time.process_time()
     for g in range(start, start + count):
         grp = build_group(sources, default_loader, 27, 0, g, 10**6, cfg.group, cfg.engine)
         crops += grp.ref.shape[0] + int(np.prod(grp.dist.shape[:3]))
-        j2k += _j2k_encodes(grp.record)
+        j2k += _j2k_encodes(grp.record, cfg.engine.j2k_shared_levels)
     return count, crops, time.process_time() - cpu0, j2k
 
 
 import numpy as np  # noqa: E402  (used by the worker)
 
 
-def groups_rate(profile: str, sources: list[str], n_groups: int, workers: int) -> dict[str, float]:
+def groups_rate(
+    profile: str, sources: list[str], n_groups: int, workers: int, overrides: list[str] | None = None
+) -> dict[str, float]:
     """Groups/s and crops/s building ``n_groups`` groups of ``profile`` in ``workers`` processes."""
     per = [n_groups // workers + (1 if i < n_groups % workers else 0) for i in range(workers)]
     starts = np.cumsum([0] + per[:-1])
-    jobs = [(profile, sources, int(s), int(c)) for s, c in zip(starts, per) if c > 0]
-    _groups_worker((profile, sources, 10**5, 1))  # warm caches in this process
+    ov = list(overrides or [])
+    jobs = [(profile, sources, int(s), int(c), ov) for s, c in zip(starts, per) if c > 0]
+    _groups_worker((profile, sources, 10**5, 1, ov))  # warm caches in this process
     t0 = time.perf_counter()
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -123,6 +135,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--paper-groups", type=int, default=16)
     p.add_argument("--small-groups", type=int, default=40)
+    p.add_argument("--override", action="append", default=[],
+                   help="config override for the group timing, e.g. engine.j2k_shared_levels=false")
+    p.add_argument("--skip-per-type", action="store_true")
     args = p.parse_args()
     _limit_threads(args.threads)
     from shamisa_core.pristine import export_default, scan_folder
@@ -133,10 +148,11 @@ def main() -> None:
         "threads": args.threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "load_avg_1min": round(os.getloadavg()[0], 2),
-        "per_type_ms": per_type_ms(),
+        "overrides": args.override,
+        "per_type_ms": {} if args.skip_per_type else per_type_ms(),
         "groups": {
-            "paper": groups_rate("paper", sources, args.paper_groups, args.threads),
-            "cpu-small": groups_rate("cpu-small", sources, args.small_groups, args.threads),
+            "paper": groups_rate("paper", sources, args.paper_groups, args.threads, args.override),
+            "cpu-small": groups_rate("cpu-small", sources, args.small_groups, args.threads, args.override),
         },
     }
     print(json.dumps(result, indent=1))

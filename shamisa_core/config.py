@@ -32,6 +32,10 @@ class EngineConfig:
     extended_int: bool = True
     fixed_order: bool = False
     sort_levels: bool = True  # DECISIONS 3
+    # A varying jpeg2000 slot: one codestream with a quality layer per level (docs/DECISIONS.md
+    # E6, faster; within the conformance tolerance) or, when false, one encode per level
+    # (bit-exact with the reference's single-layer encodes).
+    j2k_shared_levels: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_distortions <= 7:

@@ -43,3 +43,38 @@ def test_corpus_assets_materialize(tmp_path, pristine_dir):
         assert len(checks) == 5 and all(c.passed for c in checks)
     manifest = json.loads((tmp_path / "out" / "corpus" / "cpu-small" / "manifest.json").read_text())
     assert manifest["n_groups"] == 2
+
+
+def test_corpus_shards_range_run_uses_configured_workers(tmp_path, pristine_dir):
+    """A partition range in one run builds its shards in ``config.workers`` processes (0 =
+    every available core, capped at the partitions of the run); the bytes do not depend on it."""
+    from shamisa_core.corpus.build import available_cores, resolve_workers
+
+    settings = ShamisaSettings(
+        profile="cpu-small",
+        overrides=["group.patch_size=48", "group.n_levels=2", "corpus.n_shards=2",
+                   "corpus.groups_per_shard=1", "corpus.min_side=32"],
+        pristine=str(pristine_dir),
+    )
+    tags = {"dagster/asset_partition_range_start": "shard-000000",
+            "dagster/asset_partition_range_end": "shard-000001"}
+    shards = {}
+    for workers in (1, 0):
+        out = tmp_path / f"w{workers}"
+        resources = {"settings": settings, "paths": OutputPaths(root=str(out))}
+        with DagsterInstance.ephemeral() as instance:
+            assert materialize([pristine_images], resources=resources, instance=instance).success
+            r = materialize(
+                [pristine_images.to_source_asset(), corpus_shards], resources=resources,
+                instance=instance, selection=[corpus_shards], tags=tags,
+                run_config={"ops": {"corpus_shards": {"config": {"workers": workers}}}},
+            )
+            assert r.success
+            md = r.asset_materializations_for_node("corpus_shards")[0].metadata
+            assert md["workers"].value == (min(available_cores(), 2) if workers == 0 else workers)
+        folder = out / "corpus" / "cpu-small"
+        shards[workers] = [(folder / f"shard-00000{i}.tar").read_bytes() for i in range(2)]
+    assert shards[1] == shards[0]
+    assert shards[1][0] != shards[1][1]
+    assert resolve_workers(0, 100) == available_cores() and resolve_workers(5, 3) == 3
+    assert resolve_workers(-1, 1) == 1

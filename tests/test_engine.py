@@ -232,3 +232,84 @@ def test_lincontrchange_anchor_zero_is_not_identity(photo):
     _, value = index_to_value(get_type("lincontrchangeneg"), 4 / 3)
     near_identity = apply_chain(photo, [("lincontrchangeneg", value)], np.random.default_rng(0))
     assert np.abs(near_identity - photo).mean() < 0.005
+
+
+# --- shared jpeg2000 codestream for a varying jpeg2000 slot (docs/DECISIONS.md E6) ------------
+
+
+def _u8_mae(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(to_uint8(a).astype(np.int16) - to_uint8(b).astype(np.int16)).mean())
+
+
+@pytest.fixture(scope="module")
+def photo224():
+    return natural_image(6, 224, 224).astype(np.float32) / 255.0
+
+
+def test_jpeg2000_levels_close_to_one_encode_per_level(photo224):
+    """One multi-layer codestream (224 px: every level's budget >= 800 bytes): the highest
+    ratio is bit-exact, the others within the conformance tolerance (uint8 MAE <= 2/255) of
+    encoding each ratio on its own, and not all identical to it (the shared codestream is
+    really used); repeated values give equal but separate arrays; more bytes, closer to the
+    input."""
+    from shamisa_core.distortions.primitives.compression import jpeg2000, jpeg2000_levels
+
+    photo = photo224
+
+    values = [16.0, 45.0, 45.0, 120.0, 170.0]
+    outs = jpeg2000_levels(photo, values)
+    singles = {v: jpeg2000(photo, v, np.random.default_rng(0)) for v in set(values)}
+    assert [o.dtype for o in outs] == [np.float32] * 5 and outs[0].shape == photo.shape
+    assert np.array_equal(outs[4], singles[170.0])
+    maes = [_u8_mae(o, singles[v]) for o, v in zip(outs, values)]
+    assert max(maes) <= 2.0, maes
+    assert np.array_equal(outs[1], outs[2]) and outs[1] is not outs[2]
+    dist = [float(np.abs(o - photo).mean()) for o in outs]
+    assert dist[0] < dist[1] < dist[3] < dist[4], dist
+    assert not all(np.array_equal(o, singles[v]) for o, v in zip(outs, values))
+    # a single distinct value is the plain single-layer encode
+    same = jpeg2000_levels(photo, [45.0, 45.0])
+    assert np.array_equal(same[0], singles[45.0]) and np.array_equal(same[1], singles[45.0])
+
+
+def test_jpeg2000_levels_small_budgets_encode_each_level(photo):
+    """96 px at ratios up to 170 (budgets under 800 bytes): one exact encode per level."""
+    from shamisa_core.distortions.primitives.compression import jpeg2000, jpeg2000_levels
+
+    values = [16.0, 45.0, 120.0, 170.0]
+    outs = jpeg2000_levels(photo, values)
+    for o, v in zip(outs, values):
+        assert np.array_equal(o, jpeg2000(photo, v, np.random.default_rng(0)))
+
+
+def test_apply_levels_shared_jpeg2000_slot(photo224):
+    """``j2k_shared_levels``: the suffix still gets each level's own rng stream (noise differs
+    per level, and equals the exact path's noise given the same codec output), the run repeats
+    byte for byte, and every level is within tolerance of the one-encode-per-level path."""
+    photo = photo224
+    keys, L = ("gaublur", "jpeg2000", "whitenoise"), 5
+    v = np.array([[1.0, 0.0, 0.002]] * L)
+    v[:, 1] = [20.0, 33.0, 60.0, 60.0, 150.0]
+    comp = Composition(keys=keys, varying_slot=1, t=np.zeros((L, 3)), values=v)
+
+    def run(shared: bool) -> list[np.ndarray]:
+        return apply_levels(photo, comp, np.random.default_rng(1),
+                            [np.random.default_rng(10 + l) for l in range(L)], shared)
+
+    shared, again, exact = run(True), run(True), run(False)
+    for a, b in zip(shared, again):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(shared[2], shared[3])  # same ratio, own noise per level
+    for a, b in zip(shared, exact):
+        assert _u8_mae(a, b) <= 2.0
+    assert not all(np.array_equal(a, b) for a, b in zip(shared, exact))  # shared path used
+    # the noise itself is the exact path's: subtracting each path's codec output leaves the
+    # same noise wherever neither sample was clamped
+    from shamisa_core.distortions.primitives.compression import jpeg2000_levels
+
+    base = apply_chain(photo, [("gaublur", 1.0)], np.random.default_rng(1))
+    codec = jpeg2000_levels(base, list(v[:, 1]))
+    noise_shared = shared[0] - codec[0]
+    ok = (shared[0] > 0) & (shared[0] < 1)
+    ref = apply_chain(codec[0], [("whitenoise", 0.002)], np.random.default_rng(10)) - codec[0]
+    assert np.allclose(noise_shared[ok], ref[ok], atol=1e-6)

@@ -505,3 +505,27 @@ def test_hsv_and_ycbcr_round_trips() -> None:
     np.testing.assert_allclose(cs.ycbcr_to_rgb(cs.rgb_to_ycbcr(img)), img, atol=5e-4)
     ycc = cs.rgb_to_ycbcr(np.array([[[1.0, 1.0, 1.0]]], dtype=np.float32))
     np.testing.assert_allclose(ycc[0, 0], [1.0, 0.5, 0.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_colordiff_colorsat2_equal_plain_lab_formulation(conf: dict, seed: int) -> None:
+    """The fast paths (one 3-plane filter, per-channel OpenCV multiply) give the bytes of the
+    plain formulation on the a and b planes (blur a/b, scale a/b, back to RGB, truncate)."""
+    from shamisa_core.distortions.colorspace import lab_to_rgb, rgb_to_lab
+    from shamisa_core.distortions.primitives.blur import gaussian_blur
+
+    rng = np.random.default_rng(seed)
+    imgs = [conf["x"], rng.random((40, 56, 3), dtype=np.float32)]
+    for x in imgs:
+        for v in (0.0, 0.37, 1.0, 2.5, 4.0):
+            lab = rgb_to_lab(x)
+            ab = gaussian_blur(lab[..., 1:], 1.5 * v + 2.0)
+            ab *= np.float32(v)
+            lab[..., 1:] = ab
+            plain = np.floor(lab_to_rgb(lab) * np.float32(255)) * np.float32(1 / 255)
+            assert np.array_equal(color.colordiff(x, v, rng), plain), ("colordiff", v)
+        for v in (-1.0, 0.0, 0.37, 1.0, 2.5):
+            lab = rgb_to_lab(x)
+            lab[..., 1:] *= np.float32(v)
+            plain = np.floor(lab_to_rgb(lab) * np.float32(255)) * np.float32(1 / 255)
+            assert np.array_equal(color.colorsat2(x, v, rng), plain), ("colorsat2", v)

@@ -128,11 +128,45 @@ def remove_stale_shard_temps(out_dir: Path) -> list[Path]:
     return removed
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` elsewhere)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(requested: int, n_jobs: int) -> int:
+    """Worker processes for ``n_jobs`` shards: ``requested``, or every available core when
+    ``requested`` is 0 (or less); never more than the shards to build, never fewer than 1."""
+    workers = int(requested) if int(requested) > 0 else available_cores()
+    return max(1, min(workers, int(n_jobs)))
+
+
+def build_shards(
+    sources: Sequence[str], cfg: ShamisaConfig, shards: Sequence[int], out_dir: Path,
+    workers: int = 0,
+) -> list[ShardResult]:
+    """Build the given shards in ``resolve_workers(workers, len(shards))`` processes.
+
+    Each shard depends only on (config, seed, shard index, sources), so the bytes are the
+    same whatever the number of workers. Pool workers die with their parent (``_worker_init``).
+    Results come back in the order of ``shards``.
+    """
+    jobs = [(list(sources), cfg, int(s), str(out_dir)) for s in shards]
+    n = resolve_workers(workers, len(jobs)) if jobs else 1
+    if n > 1:
+        with ProcessPoolExecutor(max_workers=n, initializer=_worker_init,
+                                 initargs=(os.getpid(),)) as pool:
+            return list(pool.map(_build_one, jobs))
+    return [_build_one(j) for j in jobs]
+
+
 def build_corpus(
     sources: Sequence[str], cfg: ShamisaConfig, out_dir: Path, workers: int = 1,
     on_note: Callable[[str], None] | None = None,
 ) -> list[ShardResult]:
-    """Build every shard (in ``workers`` processes) and the manifest.
+    """Build every shard (in ``workers`` processes; 0 = every available core) and the manifest.
 
     Before: temp files of killed builds are removed. After the manifest is written, shard
     files it does not list (an earlier build had more shards) are deleted. ``on_note``
@@ -142,13 +176,7 @@ def build_corpus(
     note = on_note or (lambda _msg: None)
     for tmp in remove_stale_shard_temps(out_dir) if out_dir.is_dir() else []:
         note(f"removed {tmp}, a temp file of an interrupted build")
-    jobs = [(list(sources), cfg, s, str(out_dir)) for s in range(cfg.corpus.n_shards)]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                                 initargs=(os.getpid(),)) as pool:
-            results = list(pool.map(_build_one, jobs))
-    else:
-        results = [_build_one(j) for j in jobs]
+    results = build_shards(sources, cfg, range(cfg.corpus.n_shards), out_dir, workers)
     write_manifest(out_dir, cfg, [asdict(r) for r in results], sources)
     for stale in unlisted_shards(out_dir, read_manifest(out_dir)):
         stale.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from shamisa_core.config import EngineConfig, GroupConfig
+from shamisa_core.distortions.registry import get_type
 from shamisa_core.distortions.composition import (
     Composition,
     apply_levels,
@@ -123,6 +124,13 @@ def build_group(
     comps: list[Composition] = [
         sample_composition(group_rng(seed, shard, group, _TAG_COMP, c), L, ecfg) for c in range(C)
     ]
+    stochastic = [
+        (any(get_type(t).stochastic for t in comp.keys[: comp.varying_slot]),
+         any(get_type(t).stochastic for t in comp.keys[comp.varying_slot :]))
+        for comp in comps
+    ]
+    # A level's recipe is the same in every view: digest it once per (composition, level).
+    recipes = [[recipe_digest(comp.keys, comp.values[l], comp.t[l]) for l in range(L)] for comp in comps]
     ref = np.empty((V, P, P, 3), dtype=np.uint8)
     dist = np.empty((V, C, L, P, P, 3), dtype=np.uint8)
     references: list[dict[str, Any]] = []
@@ -138,9 +146,14 @@ def build_group(
             ref[v] = crop
             x = crop.astype(np.float32) / np.float32(255.0)
             for c, comp in enumerate(comps):
-                prefix = group_rng(seed, shard, group, _TAG_PREFIX, r, s, c)
-                levels = [group_rng(seed, shard, group, _TAG_LEVEL, r, s, c, l) for l in range(L)]
-                outs = apply_levels(x, comp, prefix, levels)
+                # Generators are made only where a stochastic type will draw from them (each
+                # derives from its own spawn key, so skipping one changes no other stream).
+                prefix = group_rng(seed, shard, group, _TAG_PREFIX, r, s, c) if stochastic[c][0] else None
+                levels = (
+                    [group_rng(seed, shard, group, _TAG_LEVEL, r, s, c, l) for l in range(L)]
+                    if stochastic[c][1] else [None] * L
+                )
+                outs = apply_levels(x, comp, prefix, levels, ecfg.j2k_shared_levels)
                 for l, out in enumerate(outs):
                     dist[v, c, l] = to_uint8(out)
                     crops_meta.append(
@@ -150,7 +163,7 @@ def build_group(
                             "scale": s,
                             "composition": c,
                             "level": l,
-                            "recipe": recipe_digest(comp.keys, comp.values[l], comp.t[l]),
+                            "recipe": recipes[c][l],
                         }
                     )
         references.append(

@@ -135,20 +135,33 @@ def apply_chain(
 def apply_levels(
     img: np.ndarray,
     comp: Composition,
-    prefix_rng: np.random.Generator,
-    level_rngs: Sequence[np.random.Generator],
+    prefix_rng: np.random.Generator | None,
+    level_rngs: Sequence[np.random.Generator | None],
+    j2k_shared_levels: bool = False,
 ) -> list[np.ndarray]:
     """All L levels of ``comp`` on one crop, sharing the prefix (METHOD.md §1.7 ``variant_b``).
 
     Slots before the varying slot are applied once (one random realisation shared by the
     levels); the varying slot and the suffix are applied per level with that level's rng.
+    A generator may be ``None`` where no stochastic type would draw from it.
     A level whose suffix values equal an earlier level's, with only deterministic types in the
     suffix (no rng drawn, see ``registry.STOCHASTIC_KEYS``), is a copy of that level: the same
     bytes as recomputing it, without the work.
+
+    With ``j2k_shared_levels`` (``engine.j2k_shared_levels``) a varying ``jpeg2000`` slot
+    encodes its input once, with one quality layer per level
+    (:func:`~shamisa_core.distortions.primitives.compression.jpeg2000_levels`, DECISIONS E6):
+    its input is the same for every level and ``jpeg2000`` draws no random numbers, so only
+    the codec's output changes (within the conformance tolerance), not any random stream.
     """
     k = comp.varying_slot
     base = apply_chain(img, comp.level_chain(0)[:k], prefix_rng)
     deterministic = not any(get_type(key).stochastic for key in comp.keys[k:])
+    slot_outs: list[np.ndarray] | None = None
+    if j2k_shared_levels and comp.keys[k] == "jpeg2000" and comp.n_levels > 1:
+        from shamisa_core.distortions.primitives.compression import jpeg2000_levels
+
+        slot_outs = jpeg2000_levels(base, [float(v) for v in comp.values[:, k]])
     done: dict[tuple[float, ...], np.ndarray] = {}
     outs = []
     for level in range(comp.n_levels):
@@ -157,7 +170,12 @@ def apply_levels(
         if deterministic and values in done:
             outs.append(done[values].copy())
             continue
-        out = apply_chain(base, chain, level_rngs[level])
+        if slot_outs is not None:
+            first = slot_outs[level]
+            np.clip(first, 0.0, 1.0, out=first)
+            out = apply_chain(first, chain[1:], level_rngs[level])
+        else:
+            out = apply_chain(base, chain, level_rngs[level])
         if deterministic:
             done[values] = out
         outs.append(out)

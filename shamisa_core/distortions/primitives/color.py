@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from shamisa_core.distortions.colorspace import lab_to_rgb, rgb_to_lab
-from shamisa_core.distortions.primitives.blur import gaussian_blur
+from shamisa_core.distortions.primitives.blur import gaussian_blur, gaussian_kernel_1d
 
 _F32 = np.float32
 
@@ -35,10 +35,15 @@ def colordiff(img: np.ndarray, value: float, rng: np.random.Generator) -> np.nda
     """
     amount = float(value)
     lab = rgb_to_lab(img)
-    ab = gaussian_blur(lab[..., 1:], 1.5 * amount + 2.0)
-    ab *= _F32(amount)
-    lab[..., 1:] = ab
-    return _truncate_8bit(lab_to_rgb(lab))
+    # All three planes go through one contiguous filter and one per-channel multiply (L by 0,
+    # then restored): the same float32 operations on a and b as filtering the two planes
+    # alone, without NumPy's slow strided (..., 1:) views (tests check bit-identity).
+    k = gaussian_kernel_1d(1.5 * amount + 2.0)
+    out = cv2.sepFilter2D(lab, cv2.CV_32F, k, k, borderType=cv2.BORDER_REPLICATE)
+    gain = float(_F32(amount))
+    out = cv2.multiply(out, (0.0, gain, gain, 0.0))
+    out[..., 0] = lab[..., 0]
+    return _truncate_8bit(lab_to_rgb(out))
 
 
 def _colorshift_weight(img: np.ndarray) -> np.ndarray:
@@ -135,5 +140,6 @@ def colorsat2(img: np.ndarray, value: float, rng: np.random.Generator) -> np.nda
     """Lab chroma (a, b) multiplied by ``value``, back to RGB (clamped), truncated to 8-bit
     steps (METHOD.md §1.4 colorsat2). Deterministic (``rng`` unused)."""
     lab = rgb_to_lab(img)
-    lab[..., 1:] *= _F32(value)
+    gain = float(_F32(value))  # float32 value; OpenCV multiplies float32 by float32
+    lab = cv2.multiply(lab, (1.0, gain, gain, 0.0))
     return _truncate_8bit(lab_to_rgb(lab))
