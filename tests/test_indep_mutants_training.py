@@ -321,3 +321,25 @@ def test_short_run_log_checkpoint_and_encoder(short_run):
     assert (res.steps, res.checkpoint, res.encoder, res.log) == (4, run / "checkpoint.pt", run / "encoder.pt",
                                                                  run / "train_log.jsonl")
     assert res.crops_per_s > 0 and res.wall_s > 0
+
+
+def test_amp_off_runs_without_a_grad_scaler(short_run):
+    _, root, _, _ = short_run
+    assert load_checkpoint(root / "run" / "checkpoint.pt")["scaler"] == {}  # a disabled GradScaler
+
+
+def test_non_finite_terms_are_named_without_a_prefix(short_run, tmp_path, monkeypatch):
+    cfg, root, _, _ = short_run
+    real, seen = loop.compute_objective, {}
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        terms = dict(out.terms)
+        seen["name"] = name = next(iter(terms))
+        terms[name] = terms[name] * float("inf")
+        return dataclasses.replace(out, total=out.total * float("nan"), terms=terms)
+
+    monkeypatch.setattr(loop, "compute_objective", poisoned)
+    with pytest.raises(loop.NonFiniteLossError) as info:
+        loop.train(cfg, root / "corpus", tmp_path / "nan")
+    assert f"non-finite terms: {seen['name']}=" in str(info.value) and "loss/" not in str(info.value)
