@@ -26,7 +26,8 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" --durations=15 && $(BIN)/python -m pytest -q -m slow tests/faults \
-	  tests/test_indep_training.py::test_encoder_asset_world_size_2_through_torchrun_and_pipes
+	  tests/test_indep_training.py::test_encoder_asset_world_size_2_through_torchrun_and_pipes \
+	  tests/test_score_after_training.py
 
 test-all: install
 	$(BIN)/python -m pytest -q
