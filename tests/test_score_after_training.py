@@ -71,3 +71,20 @@ def test_score_pristine_vs_heavily_distorted_with_a_broken_file(champion, tmp_pa
     mean_pristine = np.mean([rows[n]["score"] for n in pristine])
     mean_distorted = np.mean([rows[n]["score"] for n in distorted])
     assert mean_pristine > mean_distorted, (mean_pristine, mean_distorted)
+
+
+def test_the_registered_version_names_profile_corpus_and_commit(champion, capsys):
+    """What `shamisa compare` shows for the run: profile, init, steps, corpus hash and commit
+    (they came out as "-" for `make run`'s versions before the encoder summary carried them)."""
+    import json
+
+    from shamisa_core.cli import main
+    from shamisa_core.provenance import source_commit
+
+    out = champion["root"] / "compare.json"
+    assert main(["compare", "--mlflow-dir", str(champion["store"]), "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())  # one registered version
+    manifest = json.loads((champion["root"] / "corpus" / "manifest.json").read_text())
+    assert row["champion"] and row["init"] and row["training_steps"] == "2"
+    assert row["profile"] and row["corpus_hash"] == manifest["config_hash"]
+    assert row["git_commit"] == source_commit()

@@ -74,13 +74,16 @@ class EncoderHandle:
         return value if isinstance(value, Mapping) else None
 
     def to_json(self) -> dict[str, Any]:
-        """Summary: role, label, source, fingerprint, architecture, init, patch size, step."""
+        """Summary: role, label, source, fingerprint, architecture, init, patch size, step, and
+        the provenance a registered version is tagged with (profile, corpus hash, git commit)."""
         cfg = self.meta.get("model_config", {})
         return {"role": self.role, "label": self.label or self.role, "source": self.source,
                 "fingerprint": self.fingerprint,
                 "path": str(self.path) if self.path else None, "arch": cfg.get("arch"),
                 "init": cfg.get("init"), "patch_size": self.patch_size,
                 "step": self.meta.get("step"), "seed": self.seed,
+                "profile": (self.meta.get("config") or {}).get("profile"),
+                "corpus_hash": self.meta.get("corpus_hash"), "git_commit": self.meta.get("git_commit"),
                 "inference_tag": self.inference_tag, "health": self.health}
 
 

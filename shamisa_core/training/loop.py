@@ -368,12 +368,13 @@ def _train(
     broadcast_buffers(model, info)
     enc_path = None
     if info.is_main:
+        from shamisa_core.provenance import source_commit
         from shamisa_core.training.health import assess  # the collapse guard (health.py)
 
         health = assess([json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()])
         enc_path = save_encoder(out_dir / ENCODER_NAME, model, cfg.model, cfg.group.patch_size,
                                 {"step": pos.step, "config": cfg_dict, "corpus_hash": manifest["config_hash"],
-                                 "health": health})
+                                 "health": health, "git_commit": source_commit()})
     barrier(info)
     return TrainResult(
         steps=pos.step,
