@@ -142,8 +142,6 @@ def test_commands_without_a_model_import_no_torch(tmp_path):
     assert _fast(tmp_path) == "[]"
 
 
-@pytest.mark.xfail(strict=True, reason="webdataset's package __init__ imports torch "
-                   "(webdataset.filters -> webdataset.pytorch); corpus/shards.py reads through it")
 def test_corpus_inspect_imports_no_torch(tmp_path):
     import numpy as np
     from PIL import Image

@@ -7,10 +7,12 @@ PNG, see ``bench/corpus_io.py``), with V = 2R (full-scale views first).
 Shards are written by the stock ``webdataset.TarWriter`` (USTAR, members of a sample in sorted
 order) with a fixed mtime (0), owner (uid/gid 0, empty user/group names) and mode (0644), so
 the same config gives the same bytes; the stock ``webdataset.WebDataset`` pipeline reads them
-(tests/test_corpus_webdataset.py). The project reads them through webdataset's tar iterator
-(:func:`iter_raw`), adding a :class:`ShardError` that names a damaged file, so that the
+(tests/test_corpus_webdataset.py). The project reads them with the loop of webdataset's
+``tar_file_iterator`` (tarfile's stream mode, regular members, one sample per key prefix) written
+out in :func:`iter_raw`, adding a :class:`ShardError` that names a damaged file, so that the
 training reader can raise or skip and count bad shards (``bench/corpus_read.py`` compares the
-speeds).
+speeds). It does not import ``webdataset`` itself, whose package imports torch: reading a shard
+(``corpus inspect``) needs no torch (docs/DECISIONS.md E10). The writer imports it when it runs.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import webdataset
-from webdataset.tariterators import tar_file_iterator
 
 from shamisa_core.atomic import file_sha256
 from shamisa_core.corpus.groups import Group
@@ -64,8 +64,10 @@ def encode_group(group: Group) -> dict[str, Any]:
     }
 
 
-def _tar_writer(fh: Any) -> webdataset.TarWriter:
-    """A stock TarWriter with fixed member metadata (byte-reproducible shards)."""
+def _tar_writer(fh: Any) -> Any:
+    """A stock ``webdataset.TarWriter`` with fixed member metadata (byte-reproducible shards)."""
+    import webdataset  # imports torch: only where shards are written
+
     return webdataset.TarWriter(
         fh, user="", group="", mode=0o644, mtime=0, encoder=False, format="USTAR_FORMAT"
     )
@@ -116,10 +118,11 @@ def _decode(path: Path, key: str, parts: dict[str, bytes]) -> Sample:
 def iter_raw(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield ``(key, {ext: bytes})`` per sample, raising :class:`ShardError` on damage.
 
-    The members come from ``webdataset``'s own tar iterator (``tar_file_iterator``, the one
-    the stock pipeline uses) over an unbuffered file: the stock pipeline's buffered opener
-    costs 10-25 % of the read speed (``bench/corpus_read.py``). A member cut short raises
-    ``tarfile.ReadError`` inside it, reported here as a :class:`ShardError` naming the file.
+    The members are read as webdataset's ``tar_file_iterator`` reads them (tarfile's stream
+    mode over an unbuffered file, regular members only, ``__*__`` metadata skipped): the stock
+    pipeline's buffered opener costs 10-25 % of the read speed (``bench/corpus_read.py``). A
+    member cut short raises ``tarfile.ReadError``, reported here as a :class:`ShardError` naming
+    the file.
     """
     path = Path(path)
     if not path.exists():
@@ -128,18 +131,23 @@ def iter_raw(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     parts: dict[str, bytes] = {}
     try:
         with open(path, "rb", buffering=0) as fh:
-            for member in tar_file_iterator(fh, skip_meta=None):
-                key, _, ext = os.path.basename(member["fname"]).partition(".")
+            stream = tarfile.open(fileobj=fh, mode="r|*")
+            for info in stream:
+                name = info.name
+                if not info.isreg() or name.startswith("__"):
+                    continue
+                data = stream.extractfile(info).read()
+                stream.members = []  # a stream keeps every member's header otherwise
+                key, _, ext = os.path.basename(name).partition(".")
                 if current is not None and key != current:
                     yield current, parts
                     parts = {}
                 current = key
-                parts[ext] = member["data"]
+                parts[ext] = data
     except ShardError:
         raise
     except (tarfile.TarError, EOFError, OSError) as exc:
-        reason = str(exc).split(" @ <", 1)[0]  # webdataset appends the file object's repr
-        raise ShardError(path, f"{type(exc).__name__}: {reason}") from exc
+        raise ShardError(path, f"{type(exc).__name__}: {exc}") from exc
     if current is not None:
         yield current, parts
 
