@@ -1,8 +1,8 @@
 """Reading a corpus: the project's own shard reader against the stock ``webdataset`` pipeline.
 
 Both decode every group of every shard to numpy (``ref``, ``dist``) plus the JSON record:
-the project reader with ``shamisa_core.corpus.shards.iter_samples`` (webdataset's tar
-iterator over an unbuffered file), the stock pipeline with
+the project reader with ``shamisa_core.corpus.shards.iter_samples`` (the loop of webdataset's
+tar iterator over an unbuffered file, without importing webdataset), the stock pipeline with
 ``webdataset.WebDataset(urls, shardshuffle=False).decode()``. Prints JSON with groups/s and
 MB/s of each (best of ``--reps`` alternating passes over a warm page cache, wall clock and
 CPU time) and ``library_vs_project`` / ``library_vs_project_cpu`` (> 1: the stock pipeline
