@@ -105,13 +105,21 @@ _TMP_SHARD = re.compile(r"^\.(shard-\d+\.tar)\.tmp-(\d+)$")
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process. A zombie (exited, not yet reaped: the pool workers
+    of a SIGKILLed build, until their new parent reaps them) is not: it can write nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self/stat").exists()  # gone meanwhile (Linux), or no /proc
+    except OSError:
         return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def remove_stale_shard_temps(out_dir: Path) -> list[Path]:

@@ -74,6 +74,23 @@ def test_rebuild_with_fewer_shards_removes_the_unlisted_ones(photos, tmp_path, c
     assert [s["file"] for s in man["shards"]] == ["shard-000000.tar", "shard-000001.tar"]
 
 
+def test_a_zombie_writers_temp_is_stale(tmp_path):
+    """The workers of a SIGKILLed build stay zombies until reaped; their temps are stale."""
+    from shamisa_core.corpus.build import remove_stale_shard_temps
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while _alive(zombie.pid) and time.monotonic() < deadline:  # exited, not reaped
+            time.sleep(0.05)
+        assert Path(f"/proc/{zombie.pid}").exists() or not Path("/proc/self").exists()
+        tmp = tmp_path / f".shard-000003.tar.tmp-{zombie.pid}"
+        tmp.write_bytes(b"a killed worker's half shard")
+        assert remove_stale_shard_temps(tmp_path) == [tmp] and not tmp.exists()
+    finally:
+        zombie.wait()
+
+
 def test_stale_shard_temps_are_removed_but_live_ones_kept(photos, tmp_path, capsys):
     out = tmp_path / "c"
     out.mkdir()
