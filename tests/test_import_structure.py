@@ -37,17 +37,23 @@ def imports_of(name: str) -> frozenset[str]:
     """Every module ``name`` imports (absolute names; ``from pkg import sub`` -> ``pkg.sub``)."""
     path, is_pkg = MODULES[name]
     here = name.split(".") if is_pkg else name.split(".")[:-1]
+    return frozenset(_imported_names(ast.parse(path.read_text(), str(path)), here))
+
+
+def _imported_names(tree: ast.AST, here: list[str]) -> set[str]:
+    """The absolute module names the import statements under ``tree`` name (``here``: the
+    package the module sits in, for relative imports)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
-            for a in node.names:
-                found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base)
-    return frozenset(found)
+            found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                         for a in node.names)
+    return found
 
 
 def _with_parents(mod: str) -> list[str]:
@@ -172,15 +178,7 @@ def _top_level_imports(name: str) -> set[str]:
             continue
         if isinstance(stmt, ast.If) and getattr(stmt.test, "id", "") == "TYPE_CHECKING":
             continue
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Import):
-                found.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
-                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
-                             for a in node.names)
+        found |= _imported_names(stmt, here)
     return found
 
 
