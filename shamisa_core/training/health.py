@@ -7,7 +7,7 @@ direction) and the mean per-dimension std of ``z`` (``z/std_mean``). :func:`asse
 last logged rows against thresholds; the result is stored in ``encoder.pt`` (``health``), shown as
 the ``encoder`` asset's Dagster check, and the champion rule never promotes a failed encoder.
 
-Thresholds (bench/profile_sweep.py, README "The CPU profile"): the collapsed runs of the sweeps
+Thresholds (bench/profile_sweep.py, docs/profile_sweep.md): the collapsed runs of the sweeps
 ended at an effective rank of h of 1.4-1.7, the healthy ones above 20, so ``min_h_erank=5``
 sits well inside the gap. The std of ``z`` does not separate them by itself (a projector on the
 unit-norm ``h`` starts at ~0.005 per dimension and stays there in a short run, collapsed or not),
