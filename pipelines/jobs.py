@@ -27,7 +27,7 @@ def refresh_champion(context: OpExecutionContext, dataset_roots: DatasetRoots,
     """``mlflow_eval.refresh_champion`` on the proxy plus every configured root."""
     from dagster import MetadataValue
 
-    from assets.evaluation import proxy_base
+    from assets.evaluation import dataset_plan
     from shamisa_core.evaluation import benchmark as bm
     from shamisa_core.evaluation.mlflow_eval import refresh_champion as refresh
 
@@ -35,9 +35,10 @@ def refresh_champion(context: OpExecutionContext, dataset_roots: DatasetRoots,
     datasets = dataset_roots.roots()
     for path, problem in scan.problems:
         context.log.warning(f"{path}: {problem}")
-    record = refresh(datasets, mlflow_dir=mlflow_tracking.path, cache_dir=paths.eval_dir(),
-                     experiment=mlflow_tracking.experiment, proxy_base=proxy_base(paths),
-                     proxy_spec=evaluation.proxy_spec(), seed=evaluation.seed,
+    plan = dataset_plan(evaluation, paths)  # the assets' rule: a configured proxy is kept
+    record = refresh(datasets, mlflow_dir=mlflow_tracking.path, cache_dir=plan.cache_dir,
+                     experiment=mlflow_tracking.experiment, proxy_base=plan.proxy_base,
+                     proxy_spec=plan.spec_for(datasets.get("proxy")), seed=plan.seed,
                      crop_size=evaluation.crop_size or None, log=context.log.info)
     context.log.info(record.reason)
     metadata = {"reason": record.reason, "champion_version": record.version or "-"}

@@ -15,6 +15,7 @@ and the latest tables in ``<cache>/evaluation_table.txt`` / ``.md``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +66,16 @@ class DatasetPlan:
     proxy_spec: ProxySpec | None = None
     seed: int = 27
 
+    def spec_for(self, root: str | os.PathLike | None) -> ProxySpec | None:
+        """The proxy spec to build with: this plan's when the proxy has no configured root;
+        None (use the folder as it is) when it has one, so that a user's proxy is never
+        rebuilt over."""
+        return self.proxy_spec if root is None else None
+
     def prepare(self, name: str, root: str | None, *, build: bool) -> PreparedDataset:
-        """``prepare_dataset``; a configured proxy root is used as it is (spec only when None)."""
+        """``prepare_dataset``; a configured proxy root is used as it is (``spec_for``)."""
         return prepare_dataset(name, root, self.cache_dir, proxy_base=self.proxy_base,
-                               proxy_spec=self.proxy_spec if root is None else None,
+                               proxy_spec=self.spec_for(root),
                                split_config=SplitConfig(seed=self.seed), build=build)
 
 

@@ -7,6 +7,7 @@ fresh process that loads the Definitions again (what reloading the code location
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,6 +36,14 @@ def pipeline(tmp_path_factory) -> dict[str, str]:
 def _shard_hashes(env: dict[str, str]) -> dict[str, str]:
     manifest = Path(env["SHAMISA_OUTPUTS"]) / "corpus" / "cpu-small" / "manifest.json"
     return {s["file"]: s["sha256"] for s in json.loads(manifest.read_text())["shards"]}
+
+
+def _folder_digest(folder: Path) -> str:
+    """sha256 over the relative paths and bytes of every file under ``folder``."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
 
 
 def test_corpus_seed_change_marks_exactly_downstream_unsynced_and_reruns_only_those(pipeline):
@@ -78,6 +87,8 @@ def test_schedule_and_sensor_ticks_request_runs_and_refresh_the_champion_tags(pi
     from shamisa_core.tracking import IQA_MODEL_NAME, tracking_uri
 
     out, datasets = Path(pipeline["SHAMISA_OUTPUTS"]), Path(pipeline["SHAMISA_DATASETS_DIR"])
+    proxy_root = Path((datasets / "proxy.yaml").read_text().split("root:", 1)[1].strip())
+    proxy_before = _folder_digest(proxy_root)
     monkeypatch.setenv("DAGSTER_HOME", pipeline["DAGSTER_HOME"])  # the instance config reads it
     resources = {"paths": OutputPaths(root=str(out)),
                  "dataset_roots": DatasetRoots(config_dir=str(datasets)),
@@ -131,3 +142,5 @@ def test_schedule_and_sensor_ticks_request_runs_and_refresh_the_champion_tags(pi
     for name in ("proxy", "kadid10k"):  # the champion now carries the refreshed scores
         assert float(tags[f"srcc/{name}"]) == pytest.approx(refresh_run.metrics[f"srcc/{name}"])
     assert current_champion(client)[0] == version  # a refresh never moves the alias
+    # The configured proxy is evaluated as it is, never rebuilt over with the default spec.
+    assert _folder_digest(proxy_root) == proxy_before
