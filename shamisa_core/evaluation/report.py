@@ -191,8 +191,10 @@ def format_table(result: Mapping[str, Any]) -> str:
         line = f"{r['dataset']:<10} {fmt(r['srcc']):>7} {fmt(r['plcc']):>7}"
         for role in roles:
             line += f" | {fmt(r[f'{role}_srcc']):>26} {fmt(r[f'gain_vs_{role}']):>7}"
-        failed = r["n_failed"] if r["n_failed"] is not None else "-"
-        line += f" {r['alpha']:>9.3g} {r['n_images']:>7} {r['n_missing']:>7} {failed:>6}"
+        # a count absent from some datasets is NaN in the frame (its column turns float)
+        images, missing, failed = (int(r[k]) if pd.notna(r[k]) else "-"
+                                   for k in ("n_images", "n_missing", "n_failed"))
+        line += f" {r['alpha']:>9.3g} {images:>7} {missing:>7} {failed:>6}"
         lines.append(line)
     mean = mean_srcc(result)
     if mean is not None and len(frame) > 1:
