@@ -53,6 +53,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_indep_proxy.py",
         "tests/faults/test_eval_cache*.py",
         "tests/test_mut_evaluation.py",
+        "tests/test_mut_evaluation_b.py",
     ],
 }
 # Tests left out of a package's mutation runs: slow and already covered by the faster ones
