@@ -14,7 +14,7 @@ for the current encoder and say which were skipped and why.
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetExecutionContext,
@@ -30,8 +30,10 @@ from dagster import (
 from pipelines.resources import (DatasetRoots, EvaluationSettings, MlflowTracking, OutputPaths,
                                  code_version)
 from shamisa_core.evaluation import report as rp
-from shamisa_core.evaluation import staged_run as sr
 from shamisa_core.evaluation.roots import PROXY
+
+if TYPE_CHECKING:
+    from shamisa_core.evaluation import staged_run as sr
 
 BENCHMARK_PARTITIONS = DynamicPartitionsDefinition(name="benchmark_dataset")
 ENCODER_KEY = AssetKey("encoder")
@@ -47,15 +49,17 @@ def proxy_base(paths: OutputPaths) -> Path:
     return paths.root_path / "benchmarks" / PROXY
 
 
-def dataset_plan(evaluation: EvaluationSettings, paths: OutputPaths) -> sr.DatasetPlan:
+def dataset_plan(evaluation: EvaluationSettings, paths: OutputPaths) -> "sr.DatasetPlan":
     """Where datasets are prepared (cache, proxy base and spec, split seed)."""
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     return sr.DatasetPlan(paths.eval_dir(), proxy_base(paths), evaluation.proxy_spec(),
                           evaluation.seed)
 
 
 def open_run(evaluation: EvaluationSettings, paths: OutputPaths,
-             mlflow_tracking: MlflowTracking) -> sr.EvaluationRun:
+             mlflow_tracking: MlflowTracking) -> "sr.EvaluationRun":
     """The encoder under evaluation with its twins (``Failure`` naming the fix if absent)."""
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     from shamisa_core.artifacts import is_mlflow_uri
 
     uri = evaluation.encoder_uri(paths.models_dir())
@@ -91,6 +95,7 @@ def _file_version(path: Path) -> DataVersion:
 
 
 def _stage(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     try:
         return fn(*args, **kwargs)
     except (sr.StageError, FileNotFoundError, KeyError) as exc:
@@ -173,6 +178,7 @@ def benchmark_features(context: AssetExecutionContext, dataset_roots: DatasetRoo
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """5 crops x 2 scales features (§7.3) of one benchmark for the current encoder, its init
     twin and its random twin, cached by content key (images, encoder, crop, code version)."""
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     root = _stage(dataset_roots.root_of, context.partition_key)
     run = open_run(evaluation, paths, mlflow_tracking)
     prep = _stage(run.plan.prepare, context.partition_key, root, build=False)
@@ -207,6 +213,7 @@ def quality_regressors(context: AssetExecutionContext, dataset_roots: DatasetRoo
     """Per dataset: the ridge alpha chosen by median val SRCC over the splits (§7.4,
     DECISIONS 13) with the per-split test metrics, for the encoder and its twins, and the
     final regressor fitted on all data at that alpha (saved beside the features)."""
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     run = open_run(evaluation, paths, mlflow_tracking)
     data = _stage(sr.standard_stage, run, dataset_roots.roots(), _partitions(context),
                   log=context.log.info)
@@ -237,6 +244,7 @@ def cross_dataset_table(context: AssetExecutionContext, dataset_roots: DatasetRo
                         mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """source x target SRCC/PLCC (§7.7) for the encoder and its twins; the diagonal shows
     the standard protocol's value (marked)."""
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     if not evaluation.cross:
         return MaterializeResult(metadata={"cross": MetadataValue.md("disabled (evaluation.cross=false)")})
     run = open_run(evaluation, paths, mlflow_tracking)
@@ -265,6 +273,7 @@ def full_reference_table(context: AssetExecutionContext, dataset_roots: DatasetR
                          mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """The full-reference protocol (§7.8) on ``|h_ref - h_dist|`` for the synthetic datasets,
     encoder and twins; runs when ``evaluation.fr`` (``SHAMISA_EVAL_FR=1``)."""
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     if not evaluation.fr:
         return MaterializeResult(metadata={"fr": MetadataValue.md(
             "disabled (evaluation.fr=false; set SHAMISA_EVAL_FR=1)")})
@@ -289,6 +298,7 @@ def evaluation_table(context: AssetExecutionContext, evaluation: EvaluationSetti
     """datasets x {SRCC, PLCC} for the encoder, its init twin and its random twin (§7.6),
     logged to MLflow (parent run + nested run per dataset, tables, metrics), registered as
     pyfunc ``shamisa-iqa``; the ``champion`` alias moves only by the champion rule."""
+    from shamisa_core.evaluation import staged_run as sr  # imports torch: on first use
     from shamisa_core.evaluation.mlflow_eval import log_evaluation
 
     from shamisa_core.evaluation.pictures import markdown_images

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterable
 
 from pipelines.resources import REPO_ROOT, env_config
 
@@ -32,18 +33,28 @@ def stages() -> list[list[str]]:
     ]
 
 
-def main() -> int:
-    """Run every stage; stop at the first failure."""
+def materialize_stages(stage_args: Iterable[list[str]], label: str = "") -> int:
+    """``dagster asset materialize`` of each stage in turn, against the instance in
+    ``$DAGSTER_HOME`` (the repository's ``dagster_home`` when unset); the exit code of the
+    first stage that fails (named on stderr after ``label``), 0 when every stage ran."""
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(REPO_ROOT / "dagster_home")
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    for args in stages():
+    for args in stage_args:
         cmd = [dagster, "asset", "materialize", "-m", "pipelines.definitions", *args]
         print("+", " ".join(cmd), flush=True)
         rc = subprocess.call(cmd, cwd=REPO_ROOT)
         if rc != 0:
-            print(f"stage {' '.join(args)} failed (exit {rc})", file=sys.stderr)
+            print(f"{label}stage {' '.join(args)} failed (exit {rc})", file=sys.stderr)
             return rc
+    return 0
+
+
+def main() -> int:
+    """Run every stage; stop at the first failure."""
+    rc = materialize_stages(stages())
+    if rc != 0:
+        return rc
     outputs = Path(os.environ.get("SHAMISA_OUTPUTS", REPO_ROOT / "outputs"))
     table = outputs / "evaluation" / "evaluation_table.txt"
     if table.exists():

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -149,22 +148,17 @@ def main() -> int:
         print(report, file=sys.stderr)
         return 2
     os.environ["SHAMISA_PROFILE"] = "paper"
-    os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
     os.environ["SHAMISA_DATASETS_DIR"] = str(config_dir)
     if os.environ.get("SHAMISA_PRISTINE", "default") == "default":
         print("make paper: SHAMISA_PRISTINE is not set, so the corpus is made from the packaged "
               "photos; the paper uses ~140k pristine photos (e.g. KADIS-700k's references)",
               file=sys.stderr)
+    from pipelines.main_run import materialize_stages
     from pipelines.resources import env_config
 
-    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    for args in stages(names, env_config().corpus.n_shards):
-        cmd = [dagster, "asset", "materialize", "-m", "pipelines.definitions", *args]
-        print("+", " ".join(cmd), flush=True)
-        rc = subprocess.call(cmd, cwd=REPO_ROOT)
-        if rc != 0:
-            print(f"make paper: stage {' '.join(args)} failed (exit {rc})", file=sys.stderr)
-            return rc
+    rc = materialize_stages(stages(names, env_config().corpus.n_shards), label="make paper: ")
+    if rc != 0:
+        return rc
     print("\nSHAMISA, paper profile: median over 10 reference-disjoint splits")
     print(paper_table(latest_result(), names))
     return 0

@@ -167,6 +167,17 @@ def test_corpus_inspect_imports_no_torch(tmp_path):
     assert _fast(tmp_path, shard) == "[]"
 
 
+def test_loading_the_code_location_imports_no_torch():
+    """Every run worker, the webserver and the daemon load the Definitions: torch (about 2 s
+    here) is imported by the assets that run a model, when they run."""
+    code = ("import sys, pipelines.definitions as d; d.defs.get_repository_def(); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
 def _top_level_imports(name: str) -> set[str]:
     """What importing ``name`` runs: module-level imports (not those inside functions or
     classes, nor under ``if TYPE_CHECKING``)."""

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from shamisa_core.config import GraphConfig, LossConfig, ShamisaConfig
 from shamisa_core.inference import cpu_has_native_bf16  # noqa: F401 - one definition, re-exported
 from shamisa_core.models import SHAMISAModel, build_model
 from shamisa_core.objective import compute_objective
@@ -127,7 +128,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def config_dict(cfg: Any) -> dict[str, Any]:
+def config_dict(cfg: ShamisaConfig) -> dict[str, Any]:
     """Plain nested dict of a (dataclass) config."""
     return cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
 
@@ -196,7 +197,8 @@ class TrainStep(nn.Module):
     (DECISIONS 11).
     """
 
-    def __init__(self, model: SHAMISAModel, graph_cfg: Any, loss_cfg: Any, dtype: torch.dtype | None):
+    def __init__(self, model: SHAMISAModel, graph_cfg: GraphConfig, loss_cfg: LossConfig,
+                 dtype: torch.dtype | None):
         """Hold the model and the objective's settings."""
         super().__init__()
         self.model = model
@@ -218,7 +220,7 @@ class TrainStep(nn.Module):
 
 # ----------------------------------------------------------------------------- the loop
 def train(
-    cfg: Any,
+    cfg: ShamisaConfig,
     corpus_dir: Path | str,
     out_dir: Path | str,
     resume: bool = False,
@@ -252,7 +254,7 @@ def train(
 
 
 def _train(
-    cfg: Any, corpus_dir: Path, out_dir: Path, resume: bool,
+    cfg: ShamisaConfig, corpus_dir: Path, out_dir: Path, resume: bool,
     on_log: Callable[[dict[str, Any]], None] | None, info: DistInfo,
     overwrite: bool = False, skip_bad: bool = False,
 ) -> TrainResult:

@@ -40,19 +40,14 @@ def loss_curve_png(rows: Sequence[dict[str, Any]], path: Path) -> Path:
             axes[0].plot(steps, [r[key] for r in rows], label=key.split("/")[1], alpha=0.8)
     axes[0].set_xlabel("step")
     axes[0].set_title("loss")
-    axes[0].legend(fontsize=8)
+    _legend(axes[0], 8)
     for key in ("h/erank", "z/erank"):
         if rows and key in rows[0]:
             axes[1].plot(steps, [r[key] for r in rows], label=key)
     axes[1].set_xlabel("step")
     axes[1].set_title("effective rank")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+    _legend(axes[1], 8)
+    return _write_png(fig, path)
 
 
 def diagnostics_png(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -86,8 +81,20 @@ def diagnostics_png(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     axes[2].set_title("loss terms")
     for ax in axes:
         ax.set_xlabel("step")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        _legend(ax, 7)
+    return _write_png(fig, path)
+
+
+def _legend(ax: Any, fontsize: int) -> None:
+    """A legend where the panel has labelled lines (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize)
+
+
+def _write_png(fig: Any, path: Path) -> Path:
+    """Lay out ``fig``, write it atomically as PNG to ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -56,6 +56,10 @@ def ui(tmp_path_factory):
         runs = []
         for args in stages_for(stages, n_shards, env):
             assets, tags, config = stage_params(args)
+            # Each step in the run worker, as the Launchpad's ``in_process`` choice does: the
+            # multiprocess default starts one more Python per step (~5-10 s each here); it is
+            # run by `make run` itself and by the PostgreSQL test.
+            config = {**config, "execution": {"config": {"in_process": {}}}}
             runs.append((assets, launch_and_wait(server, repo["location"]["name"], repo["name"],
                                                  assets, tags, config)))
         yield {"server": server, "repo": repo, "runs": runs, "env": env, "base": base}

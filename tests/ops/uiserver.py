@@ -155,7 +155,7 @@ def launch_and_wait(server: DagsterDev, location: str, repository: str, assets: 
         status = server.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
-        time.sleep(2)
+        time.sleep(0.5)
     if status != "SUCCESS":
         raise AssertionError(f"run {run_id} of {assets} ended {status}:\n{server.log_tail()}")
     return run_id
