@@ -432,3 +432,154 @@ def test_evaluate_help_describes_every_option():
     evaluate = sub.choices["evaluate"]
     undocumented = [a.option_strings for a in evaluate._actions if a.option_strings and not a.help]
     assert undocumented == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Survivors of the fresh seed-3 sample
+
+
+def test_evaluate_parser_defaults():
+    from shamisa_core.evaluation.cli_evaluate import add_evaluate_parser
+
+    parser = argparse.ArgumentParser(prog="shamisa")
+    add_evaluate_parser(parser.add_subparsers(dest="cmd"))
+    args = vars(parser.parse_args(["evaluate", "--encoder", "e.pt", "--dataset", "kadid10k=/d"]))
+    args = {k: v for k, v in args.items() if not callable(v)}
+    assert args == {"cmd": "evaluate", "encoder": "e.pt", "dataset": ["kadid10k=/d"], "cross": False,
+                    "fr": False, "json": None, "no_twins": False, "crop_size": None,
+                    "cache_dir": "outputs/evaluation", "proxy_dir": "outputs/benchmarks/proxy",
+                    "mlflow_dir": None, "seed": 27, "batch_size": None, "proxy_refs": None,
+                    "proxy_types": None, "proxy_levels": None, "plots": None, "quiet": False}
+
+
+def test_unreadable_matlab_file_is_named(tmp_path):
+    import re
+
+    from shamisa_core.evaluation.datasets.base import DatasetError
+    from shamisa_core.evaluation.datasets.base import read_mat_variable
+
+    path = tmp_path / "dmos.mat"
+    path.write_bytes(b"this is not a MATLAB file at all" * 8)
+    with pytest.raises(DatasetError, match="^" + re.escape(f"malformed annotation file {path}: "
+                                                          "cannot read MATLAB file (")):
+        read_mat_variable(path, "dmos")
+
+
+def test_missing_koniq_scores_file_names_the_columns(tmp_path):
+    from shamisa_core.evaluation.datasets.base import DatasetError
+    from shamisa_core.evaluation.datasets.koniq10k import read
+
+    with pytest.raises(DatasetError, match="expected CSV with columns image_name and MOS$"):
+        read(tmp_path)
+
+
+def test_log_evaluation_records_the_proxy_spec(tmp_path):
+    from shamisa_core.evaluation.mlflow_eval import log_evaluation
+
+    result = {"proxy": {"srcc": 0.5, "plcc": 0.4},
+              "meta": {"encoder": {"fingerprint": "ffff0000"}, "crop_size": 16,
+                       "proxy_spec": {"refs": 2, "levels": [1, 3]}}}
+    log = log_evaluation(result, mlflow_dir=fresh_mlflow_dir(tmp_path / "m"), register=False,
+                         kind="refresh", run_name="r1")
+    run = MlflowClient(log.tracking_uri, log.tracking_uri).get_run(log.parent_run_id)
+    assert run.info.run_name == "r1" and run.data.tags["shamisa.kind"] == "refresh"
+    assert run.data.params == {"crop_size": "16", "datasets": "proxy", "primary_dataset": "proxy",
+                               "twins": "none", "proxy_spec": "{'refs': 2, 'levels': [1, 3]}"}
+
+
+def test_aggregate_means_per_kind_and_global():
+    from shamisa_core.evaluation.protocol import aggregate
+    from shamisa_core.evaluation.results import StandardResult
+
+    def res(name: str, srcc: float) -> StandardResult:
+        return StandardResult(dataset=name, mode="nr", alpha=1.0, median_val_srcc=srcc, srcc=srcc,
+                              plcc=srcc, krcc=srcc, rmse=1.0, splits=(), per_type={}, n_images=4,
+                              n_missing=0, n_failed=0, split_method="random", splits_version="v",
+                              label="MOS", lower_is_better=False, logistic_plcc=False)
+
+    kinds = {"a": "authentic", "b": "authentic", "s": "synthetic"}
+    assert aggregate([res("a", 0.6), res("b", 0.8)], kinds) == pytest.approx(
+        {"synthetic_mean": None, "authentic_mean": 0.7, "global_mean": 0.7})
+    assert aggregate([res("a", 0.6), res("s", float("nan")), res("s", 0.2)], kinds) == pytest.approx(
+        {"synthetic_mean": 0.2, "authentic_mean": 0.6, "global_mean": 0.4})
+
+
+def test_center_crop_resize_keeps_the_aspect_ratio():
+    from PIL import Image
+
+    from shamisa_core.evaluation.proxy import center_crop_resize
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(10, 40, 3), dtype=np.uint8)  # h=10, w=40
+    out = center_crop_resize(img, (20, 20))  # scale 2: 80 x 20, then the centre 20 columns
+    big = np.asarray(Image.fromarray(img).resize((80, 20), Image.BICUBIC))
+    np.testing.assert_array_equal(out, big[:, 30:50])
+
+
+def test_alpha_grid_is_log_spaced_between_the_bounds():
+    from shamisa_core.evaluation.ridge import DEFAULT_ALPHAS, alpha_grid
+
+    assert alpha_grid() == DEFAULT_ALPHAS and len(DEFAULT_ALPHAS) == 100
+    assert DEFAULT_ALPHAS[0] == pytest.approx(1e-3) and DEFAULT_ALPHAS[-1] == pytest.approx(1e3)
+    grid = alpha_grid(0.1, 10.0, 3)
+    assert isinstance(grid, tuple) and grid == pytest.approx((0.1, 1.0, 10.0))
+
+
+def test_role_counts_never_exceed_the_images():
+    from shamisa_core.evaluation.splits import role_counts
+
+    assert role_counts(10) == (7, 1, 2)
+    assert role_counts(10, train_fraction=0.9, val_fraction=0.2) == (9, 1, 0)  # val takes the rest
+    assert role_counts(10, train_fraction=1.0, val_fraction=0.1) == (10, 0, 0)
+
+
+def test_final_regressor_records_its_provenance_and_logs_a_rebuilt_cache(tmp_path):
+    from shamisa_core.evaluation.encoders import load_trained
+    from shamisa_core.evaluation.prepared import prepare_dataset
+    from shamisa_core.evaluation.stages import encode_all, final_regressor
+
+    data = make_kadid_like(tmp_path / "kadid", n_refs=2, kinds=(1,), levels=(1, 2), size=(24, 24))
+    prep = prepare_dataset("kadid10k", str(data), tmp_path / "cache", proxy_base=tmp_path)
+    enc = load_trained(make_encoder(tmp_path / "enc" / "encoder.pt", seed=0, patch_size=16))
+    fs = encode_all({"kadid10k": prep}, enc, 16)["kadid10k"]
+    reg = final_regressor(prep, fs, 0.5, enc.fingerprint)
+    assert (reg.alpha, reg.crop_size, reg.lower_is_better, reg.score_range, reg.datasets) == (
+        0.5, 16, False, (1.0, 5.0), ("kadid10k",))  # KADID-10k: MOS in [1, 5], higher is better
+    assert reg.extra == {"dataset_version": prep.version, "encoder_fingerprint": enc.fingerprint,
+                         "splits_version": prep.splits.version, "features_key": fs.key, "n_images": 4}
+    np.save(fs.path, np.zeros((1, 5, 4)))  # a damaged cache file: rebuilt, and the log says so
+    messages: list[str] = []
+    with pytest.warns(UserWarning, match="rebuilding it"):
+        again = encode_all({"kadid10k": prep}, enc, 16, log=messages.append)["kadid10k"]
+    assert messages == [f"cache file {fs.path} has shape (1, 5, 4) for 4 rows; rebuilding it"]
+    np.testing.assert_array_equal(again.features, fs.features)
+
+
+def test_handles_summarise_every_field(tmp_path):
+    from shamisa_core.evaluation.encoders import load_trained, make_twins
+    from shamisa_core.evaluation.prepared import prepare_dataset
+
+    path = make_encoder(tmp_path / "enc" / "encoder.pt", seed=0, patch_size=16)
+    trained = load_trained(path)
+    js = trained.to_json()
+    assert set(js) == {"role", "label", "source", "fingerprint", "path", "arch", "init", "patch_size",
+                       "step", "seed", "profile", "corpus_hash", "git_commit", "inference_tag", "health"}
+    assert (js["role"], js["arch"], js["init"], js["patch_size"], js["fingerprint"]) == (
+        "trained", "resnet18", "random", 16, trained.fingerprint)
+    assert js["source"] == trained.source and Path(js["path"]) == path.resolve()
+    (twin,) = make_twins(trained, 3)
+    assert set(twin.meta) == {"model_config", "patch_size", "arch", "feature_dim", "format"}
+    assert {k: twin.meta[k] for k in ("patch_size", "arch", "feature_dim", "format")} == {
+        k: trained.meta[k] for k in ("patch_size", "arch", "feature_dim", "format")}
+    assert (twin.to_json()["arch"], twin.to_json()["seed"], twin.to_json()["role"]) == (
+        "resnet18", 3, "random_twin")
+
+    data = make_kadid_like(tmp_path / "kadid", n_refs=2, kinds=(1,), levels=(1, 2), size=(24, 24))
+    prep = prepare_dataset("kadid10k", str(data), tmp_path / "cache", proxy_base=tmp_path)
+    assert prep.to_json() == {
+        "dataset": "kadid10k", "root": str(prep.dataset.root), "version": prep.version,
+        "n_images": 4, "n_missing": 0, "label": "MOS", "lower_is_better": False,
+        "kind": "synthetic", "splits_version": prep.splits.version,
+        "splits_method": prep.splits.method, "n_splits": prep.splits.n_splits,
+        "splits_path": str(prep.splits_path)}
+    assert Path(prep.to_json()["root"]).resolve() == data.resolve()
