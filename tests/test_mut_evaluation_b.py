@@ -583,3 +583,37 @@ def test_handles_summarise_every_field(tmp_path):
         "splits_method": prep.splits.method, "n_splits": prep.splits.n_splits,
         "splits_path": str(prep.splits_path)}
     assert Path(prep.to_json()["root"]).resolve() == data.resolve()
+
+
+def test_cross_predictions_name_the_target_images(tmp_path):
+    from shamisa_core.evaluation.prepared import prepare_dataset
+    from shamisa_core.evaluation.protocol import evaluate_cross
+
+    preps = [prepare_dataset("kadid10k", str(make_kadid_like(tmp_path / f"k{i}", n_refs=6, kinds=(1,),
+                                                             levels=(1, 2), size=(16, 16), seed=i)),
+                             tmp_path / f"cache{i}", proxy_base=tmp_path) for i in (1, 2)]
+    rng = np.random.default_rng(0)
+    src, tgt = (rng.normal(size=(len(p.table), 5, 6)) for p in preps)
+    res = evaluate_cross(src, preps[0].table, preps[0].info, preps[0].splits, tgt, preps[1].table,
+                         preps[1].info, alpha=1.0)
+    frame = res.predictions
+    names = preps[1].table["name"].astype(str).to_numpy()
+    assert len(frame) == len(names) * preps[0].splits.n_splits
+    assert frame["image"].tolist() == names[frame["image_index"].to_numpy()].tolist()
+
+
+def test_twin_of_an_encoder_whose_weights_file_is_gone(tmp_path):
+    import torch as _torch
+
+    from shamisa_core.evaluation.encoders import load_trained, random_twin
+    from shamisa_core.models import ModelConfig, build_model
+    from shamisa_core.training.checkpoint import save_encoder
+
+    gone = tmp_path / "gone.pth"
+    cfg = ModelConfig(arch="resnet18", init="random", n_branches=0, weights_path=str(gone))
+    _torch.manual_seed(0)
+    path = save_encoder(tmp_path / "encoder.pt", build_model(cfg), cfg, 16)
+    trained = load_trained(path)
+    assert trained.meta["model_config"]["weights_path"] == str(gone)
+    twin = random_twin(trained, 4)
+    assert twin.meta["model_config"]["weights_path"] is None and twin.seed == 4
