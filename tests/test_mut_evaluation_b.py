@@ -617,3 +617,40 @@ def test_twin_of_an_encoder_whose_weights_file_is_gone(tmp_path):
     assert trained.meta["model_config"]["weights_path"] == str(gone)
     twin = random_twin(trained, 4)
     assert twin.meta["model_config"]["weights_path"] is None and twin.seed == 4
+
+
+def test_predict_images_takes_any_integer_like_index():
+    from shamisa_core.evaluation.ridge import fit_ridge_path, predict_images
+
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(4, 5, 3))
+    path = fit_ridge_path(feats.mean(axis=1), np.arange(4.0))
+    full = path.predict(feats.mean(axis=1), [0.5])
+    np.testing.assert_allclose(predict_images(path, feats, [0.5], index=[2, 0]), full[[2, 0]])
+    np.testing.assert_allclose(predict_images(path, feats, [0.5], index=np.array([3.0])), full[[3]])
+    assert predict_images(path, feats, [0.5], index=[]).shape == (0, 1)  # an empty role
+
+
+def test_a_failed_row_is_retried_on_the_next_call(tmp_path):
+    import time
+
+    from shamisa_core.evaluation.encoders import load_trained
+    from shamisa_core.evaluation.prepared import prepare_dataset
+    from shamisa_core.evaluation.stages import encode_all
+
+    data = make_kadid_like(tmp_path / "kadid", n_refs=2, kinds=(1,), levels=(1, 2), size=(24, 24))
+    prep = prepare_dataset("kadid10k", str(data), tmp_path / "cache", proxy_base=tmp_path)
+    enc = load_trained(make_encoder(tmp_path / "enc" / "encoder.pt", seed=0, patch_size=16))
+    first = encode_all({"kadid10k": prep}, enc, 16)["kadid10k"]
+    assert first.n_failed == 0 and not first.cache_hit
+    stored = first.features.copy()
+    stored[1] = np.nan  # a row that failed when the cache was written (same key)
+    np.save(first.path, stored)
+    t0 = time.perf_counter()
+    again = encode_all({"kadid10k": prep}, enc, 16)["kadid10k"]
+    elapsed = time.perf_counter() - t0
+    assert (again.cache_hit, again.retried, again.n_failed, again.encoder_fingerprint) == (
+        True, 1, 0, enc.fingerprint)
+    assert 0.0 < again.seconds <= elapsed
+    np.testing.assert_allclose(again.features, first.features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.load(first.path), again.features)  # the repair is stored
