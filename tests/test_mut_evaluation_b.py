@@ -654,3 +654,21 @@ def test_a_failed_row_is_retried_on_the_next_call(tmp_path):
     assert 0.0 < again.seconds <= elapsed
     np.testing.assert_allclose(again.features, first.features, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.load(first.path), again.features)  # the repair is stored
+
+
+def test_csiq_finds_images_whose_name_case_differs(tmp_path):
+    from PIL import Image
+
+    from shamisa_core.evaluation.datasets import load_dataset
+
+    (tmp_path / "CSIQ.txt").write_text(
+        "dis_img_path,dis_type,ref_img_path,score\n"
+        "CSIQ/dst_imgs/AWGN/1600.AWGN.1.png,AWGN,CSIQ/src_imgs/1600.png,0.25\n"
+        "CSIQ/dst_imgs/blur/1600.BLUR.2.png,BLUR,CSIQ/src_imgs/1600.png,0.5\n")
+    for rel in ("dst_imgs/awgn/1600.awgn.1.png", "dst_imgs/blur/1600.BLUR.2.png", "src_imgs/1600.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (120, 130, 140)).save(tmp_path / rel)
+    ds = load_dataset("csiq", tmp_path)
+    assert (ds.n_images, ds.n_missing) == (2, 0)
+    assert ds.table["image"].tolist() == [str((tmp_path / "dst_imgs/awgn/1600.awgn.1.png").resolve()),
+                                          str((tmp_path / "dst_imgs/blur/1600.BLUR.2.png").resolve())]
