@@ -672,3 +672,23 @@ def test_csiq_finds_images_whose_name_case_differs(tmp_path):
     assert (ds.n_images, ds.n_missing) == (2, 0)
     assert ds.table["image"].tolist() == [str((tmp_path / "dst_imgs/awgn/1600.awgn.1.png").resolve()),
                                           str((tmp_path / "dst_imgs/blur/1600.BLUR.2.png").resolve())]
+
+
+def test_reference_feature_key_follows_the_reference_images(tmp_path):
+    from PIL import Image
+
+    from shamisa_core.evaluation.cache import features_key, key_parts
+    from shamisa_core.evaluation.encoders import load_trained
+    from shamisa_core.evaluation.prepared import prepare_dataset
+
+    data = make_kadid_like(tmp_path / "kadid", n_refs=2, kinds=(1,), levels=(1, 2), size=(24, 24))
+    enc = load_trained(make_encoder(tmp_path / "enc" / "encoder.pt", seed=0, patch_size=16))
+
+    def keys() -> tuple[str, str]:
+        prep = prepare_dataset("kadid10k", str(data), tmp_path / "cache", proxy_base=tmp_path)
+        return (features_key(key_parts(prep, enc, 16, "nr")), features_key(key_parts(prep, enc, 16, "ref")))
+
+    nr, ref = keys()
+    Image.new("RGB", (30, 30), (10, 200, 30)).save(data / "images" / "I01.png")  # a reference
+    nr2, ref2 = keys()
+    assert nr2 == nr and ref2 != ref  # only the reference features are stale
