@@ -76,3 +76,50 @@ def test_build_is_cached_by_spec(tmp_path):
     df = pd.read_csv(csv)
     assert len(df) == 3 and csv.read_bytes() != body
     assert csv.stat().st_mtime_ns != stamps[csv]
+
+
+def test_pseudo_mos_is_the_mean_z_score_of_the_oriented_metrics_mapped_to_1_5():
+    """The pseudo-MOS (METHOD.md §7.1 proxy) from raw metric values, recomputed by hand:
+    metrics whose higher value is worse (gmsd, mdsi) flip sign, each metric column is
+    standardised (population std), the z-scores are averaged per image and mapped linearly
+    onto [1, 5]. Metric spreads well below 1 (as SSIM's are) must still be standardised."""
+    from shamisa_core.evaluation.proxy import METRICS, pseudo_mos
+
+    assert [name for name, _ in METRICS] == ["ssim", "gmsd", "haarpsi", "mdsi"]
+    rng = np.random.default_rng(3)
+    raw = np.column_stack([rng.uniform(0.6, 0.99, 12), rng.uniform(0.01, 0.2, 12),
+                           rng.uniform(0.3, 0.9, 12), rng.uniform(0.2, 0.5, 12)])
+    expected_z = []
+    for j, higher_is_better in enumerate([True, False, True, False]):
+        col = raw[:, j] if higher_is_better else -raw[:, j]
+        expected_z.append((col - col.mean()) / col.std())
+    s = np.mean(expected_z, axis=0)
+    expected = 1 + 4 * (s - s.min()) / (s.max() - s.min())
+    np.testing.assert_allclose(pseudo_mos(raw), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], None),
+    (["--proxy-refs", "3"], {"n_refs": 3}),
+    (["--proxy-levels", "0,2.5,4"], {"levels": (0.0, 2.5, 4.0)}),
+    (["--proxy-types", "jpeg, gaublur"], {"types": ("jpeg", "gaublur")}),
+    (["--proxy-refs", "2", "--proxy-types", "jpeg", "--proxy-levels", "1,3"],
+     {"n_refs": 2, "types": ("jpeg",), "levels": (1.0, 3.0)}),
+])
+def test_proxy_options_change_only_the_fields_they_name(argv, expected):
+    """`shamisa evaluate --proxy-*`: no option keeps the benchmark default (None); each option
+    replaces its own field of the default spec, comma-separated lists parsed item by item."""
+    import argparse
+    import dataclasses
+
+    from shamisa_core.evaluation.cli_evaluate import add_evaluate_parser, proxy_spec_from_args
+    from shamisa_core.evaluation.prepared import DEFAULT_PROXY_SPEC
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_parser(parser.add_subparsers(dest="cmd"))
+    spec = proxy_spec_from_args(parser.parse_args(["evaluate", "--encoder", "e.pt",
+                                                   "--dataset", "proxy", *argv]))
+    if expected is None:
+        assert spec is None
+    else:
+        assert spec == dataclasses.replace(DEFAULT_PROXY_SPEC, **expected)
