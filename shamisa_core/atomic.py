@@ -3,14 +3,17 @@
 Every project write of a result, cache entry or checkpoint goes through :func:`atomic_open`:
 the data goes to a temporary file in the target's folder, is flushed and fsync'ed, and only
 then replaces the target with ``os.replace``; on any error the temporary file is removed and
-the old target (if any) stays as it was.
+the old target (if any) stays as it was. A full disk becomes one ``OSError`` (errno ``ENOSPC``)
+that names the target and the space left, whichever call (write, flush, fsync) hit it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,12 +42,28 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *,
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise disk_full_error(target) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def disk_full_error(target: Path) -> OSError:
+    """The ``ENOSPC`` error for ``target``: its path, the space left, and the fix."""
+    try:
+        free = f"{shutil.disk_usage(target.parent).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return OSError(errno.ENOSPC,
+                   f"No space left on the disk while writing it ({free}; nothing was replaced); "
+                   "free some space or write to another disk, then rerun", str(target))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` atomically (:func:`atomic_open`)."""
     with atomic_open(path, "wb") as fh:
         fh.write(data)

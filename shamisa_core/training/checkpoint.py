@@ -15,6 +15,7 @@ with ``torch.load(weights_only=True)``: every value is a tensor or a plain Pytho
 from __future__ import annotations
 
 import dataclasses
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from shamisa_core.atomic import atomic_open
+from shamisa_core.atomic import atomic_write_bytes
 from shamisa_core.corpus.reader import IMAGENET_MEAN, IMAGENET_STD
 from shamisa_core.inference import (
     InferenceOptions,
@@ -41,11 +42,14 @@ ENCODER_FORMAT = "shamisa-encoder/1"
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        torch.save(obj, fh)
-    return path
+    """``torch.save`` into memory, then :func:`~shamisa_core.atomic.atomic_write_bytes`.
+
+    Serialising first keeps torch's zip writer off the disk: a full disk then surfaces as the
+    plain ``OSError`` naming ``path`` that ``atomic_open`` raises, not as torch's
+    "unexpected pos" ``RuntimeError``."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
 def capture_rng_state() -> dict[str, Any]:
