@@ -52,8 +52,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_indep_eval*.py",
         "tests/test_indep_proxy.py",
         "tests/faults/test_eval_cache*.py",
-        "tests/test_mut_evaluation.py",
-        "tests/test_mut_evaluation_b.py",
+        "tests/test_mut_evaluation*.py",
     ],
 }
 # Tests left out of a package's mutation runs: slow and already covered by the faster ones
