@@ -73,7 +73,8 @@ def official_roles(frame: pd.DataFrame, path: Path) -> list[str] | None:
                 )
             return [_ROLE_WORDS[v] for v in values]
     if "is_test" in lower:
-        words = [str(v).strip().lower() for v in frame[lower["is_test"]]]
+        # an empty cell (read as NaN) is "not a test row", as the word "" is
+        words = ["" if pd.isna(v) else str(v).strip().lower() for v in frame[lower["is_test"]]]
         bad = sorted({w for w in words if w not in _TRUE_WORDS | _FALSE_WORDS})
         if bad:
             raise DatasetError(
