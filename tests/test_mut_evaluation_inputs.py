@@ -782,3 +782,574 @@ def test_flive_bad_columns_and_values_are_named(tmp_path):
     with pytest.raises(DatasetError) as info:
         flive.read(tmp_path)
     assert _msg(info) == f"missing annotation file {path}: expected CSV with columns name and mos"
+
+
+# ==============================================================================================
+# features: geometry (METHOD.md §7.3, DECISIONS 4)
+
+from shamisa_core.evaluation import features as F  # noqa: E402
+
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
+
+
+def _ramp(h: int, w: int) -> np.ndarray:
+    """An (h, w, 3) uint8 image whose every pixel is distinct (row, column, both)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([yy * 7 % 256, xx * 11 % 256, (yy * w + xx) % 256], axis=-1).astype(np.uint8)
+
+
+def test_feature_config_defaults_and_the_dataset_resize():
+    assert F.FeatureConfig() == F.FeatureConfig(224, 64, "cpu", None)
+    spaq = DatasetInfo("s", "authentic", (0.0, 100.0), False, "MOS", resize_short_side=512)
+    assert F.feature_config_for(spaq) == F.FeatureConfig(224, 64, "cpu", 512)
+    assert F.feature_config_for(spaq, 96, 7, "meta") == F.FeatureConfig(96, 7, "meta", 512)
+    plain = DatasetInfo("p", "authentic", (0.0, 1.0), False, "MOS")
+    assert F.feature_config_for(plain, crop_size=32) == F.FeatureConfig(32, 64, "cpu", None)
+    assert F.CROP_NAMES == ("center", "top_left", "bottom_left", "top_right", "bottom_right")
+    assert F.N_CROPS == 5
+
+
+@pytest.mark.parametrize("size,side,expected", [
+    ((10, 20), 5, (5, 10)),       # portrait: width becomes the side
+    ((21, 10), 4, (8, 4)),        # landscape: 21 * 0.4 = 8.4 -> 8
+    ((5, 13), 1, (1, 3)),         # 2.6 rounds to 3
+    ((3, 3), 1, (1, 1)),          # square: both sides
+    ((4, 4), 8, (8, 8)),          # upsampling too
+])
+def test_resize_short_side_keeps_the_aspect_ratio(size, side, expected):
+    img = Image.fromarray(_ramp(size[1], size[0]))
+    out = F.resize_short_side(img, side)
+    assert out.size == expected
+    np.testing.assert_array_equal(np.asarray(out),
+                                  np.asarray(img.resize(expected, Image.Resampling.BICUBIC)))
+
+
+def test_resize_short_side_of_the_right_size_is_the_same_image():
+    img = Image.fromarray(_ramp(9, 12))
+    assert F.resize_short_side(img, 9) is img
+    assert F.ensure_min_side(img, 9) is img
+    assert F.ensure_min_side(img, 8) is img
+    up = F.ensure_min_side(img, 10)
+    assert up.size == (13, 10)  # 12 * 10 / 9 = 13.3
+    np.testing.assert_array_equal(np.asarray(up), np.asarray(
+        img.resize((13, 10), Image.Resampling.BICUBIC)))
+
+
+@pytest.mark.parametrize("size,half", [((7, 5), (3, 2)), ((1, 1), (1, 1)), ((3, 1), (1, 1)),
+                                       ((2, 9), (1, 4))])
+def test_half_scale_is_bicubic_and_at_least_one_pixel(size, half):
+    img = Image.fromarray(_ramp(size[1], size[0]))
+    out = F.half_scale(img)
+    assert out.size == half
+    np.testing.assert_array_equal(np.asarray(out),
+                                  np.asarray(img.resize(half, Image.Resampling.BICUBIC)))
+
+
+def test_reflect_pad_centres_the_padding_and_never_adds_black():
+    arr = _ramp(3, 2)
+    out = F.reflect_pad_to(arr, 6)
+    assert out.shape == (6, 6, 3)
+    np.testing.assert_array_equal(out, np.pad(arr, ((1, 2), (2, 2), (0, 0)), mode="reflect"))
+    # row 0 of the output is row 1 of the input (reflection, not edge or zero)
+    np.testing.assert_array_equal(out[0, 2:4], arr[1])
+    assert F.reflect_pad_to(arr, 3).shape == (3, 3, 3)
+    np.testing.assert_array_equal(F.reflect_pad_to(arr, 3), np.pad(arr, ((0, 0), (0, 1), (0, 0)),
+                                                                    mode="reflect"))
+    big = _ramp(5, 4)
+    assert F.reflect_pad_to(big, 4) is big
+    assert F.reflect_pad_to(big, 2) is big
+
+
+def test_five_crop_boxes_and_their_boundaries():
+    assert F.five_crop_boxes(7, 9, 4) == [(1, 2), (0, 0), (3, 0), (0, 5), (3, 5)]
+    assert F.five_crop_boxes(4, 4, 4) == [(0, 0)] * 5
+    assert F.five_crop_boxes(8, 6, 3) == [(2, 1), (0, 0), (5, 0), (0, 3), (5, 3)]
+    for h, w in ((3, 9), (9, 3)):
+        with pytest.raises(ValueError) as info:
+            F.five_crop_boxes(h, w, 4)
+        assert _msg(info) == f"image {h}x{w} is smaller than the crop 4"
+
+
+def test_five_crops_cut_centre_and_corners():
+    arr = _ramp(7, 9)
+    crops = F.five_crops(arr, 4)
+    assert crops.shape == (5, 4, 4, 3) and crops.dtype == np.uint8
+    for crop, (top, left) in zip(crops, [(1, 2), (0, 0), (3, 0), (0, 5), (3, 5)], strict=True):
+        np.testing.assert_array_equal(crop, arr[top:top + 4, left:left + 4])
+    small = _ramp(2, 3)
+    padded = np.pad(small, ((1, 1), (0, 1), (0, 0)), mode="reflect")
+    np.testing.assert_array_equal(F.five_crops(small, 4), np.stack([padded] * 5))
+
+
+def test_image_crops_at_two_scales_after_the_short_side_resize():
+    img = Image.fromarray(_ramp(30, 20))
+    full, half = F.image_crops(img, 8)
+    np.testing.assert_array_equal(full, F.five_crops(_ramp(30, 20), 8))
+    halved = np.asarray(img.resize((10, 15), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(half, F.five_crops(halved, 8))
+    # the short-side resize comes first (SPAQ), then the crops
+    full, half = F.image_crops(img, 8, resize_short=10)
+    small = img.resize((10, 15), Image.Resampling.BICUBIC)
+    np.testing.assert_array_equal(full, F.five_crops(np.asarray(small), 8))
+    np.testing.assert_array_equal(half, F.five_crops(np.asarray(
+        small.resize((5, 7), Image.Resampling.BICUBIC)), 8))
+    # an image below the crop is first upsampled so its short side equals the crop
+    full, _ = F.image_crops(Image.fromarray(_ramp(4, 6)), 8)
+    up = Image.fromarray(_ramp(4, 6)).resize((12, 8), Image.Resampling.BICUBIC)
+    np.testing.assert_array_equal(full, F.five_crops(np.asarray(up), 8))
+
+
+def test_normalise_is_imagenet_mean_and_std_channels_first():
+    crops = np.stack([_ramp(3, 4), 255 - _ramp(3, 4)])
+    x = F.normalise(crops)
+    assert x.dtype == torch.float32 and tuple(x.shape) == (2, 3, 3, 4)
+    expected = (crops.astype(np.float64) / 255.0 - MEAN) / STD
+    np.testing.assert_allclose(x.numpy(), expected.transpose(0, 3, 1, 2), rtol=0, atol=1e-5)
+
+
+def test_to_pil_accepts_paths_arrays_and_pil_images(tmp_path):
+    rgb = _ramp(4, 5)
+    path = _img(tmp_path / "a.png")
+    Image.fromarray(rgb).save(path)
+    for item in (str(path), path):
+        out = F.to_pil(item)
+        assert out.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(out), rgb)
+    grey = rgb[:, :, 0]
+    np.testing.assert_array_equal(np.asarray(F.to_pil(grey)), np.repeat(grey[:, :, None], 3, 2))
+    rgba = np.concatenate([rgb, np.full((4, 5, 1), 9, np.uint8)], axis=2)
+    assert F.to_pil(rgba).mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(F.to_pil(rgba)), rgb)
+    np.testing.assert_array_equal(np.asarray(F.to_pil(Image.fromarray(grey))),
+                                  np.repeat(grey[:, :, None], 3, 2))
+    assert F.to_pil(Image.fromarray(grey)).mode == "RGB"
+
+
+@pytest.mark.parametrize("item,exc,message", [
+    (np.zeros((2, 2, 3), np.float32), TypeError, "image arrays must be uint8, got float32"),
+    (np.zeros((2, 2, 2), np.uint8), ValueError, "image arrays must be HxWx3, got shape (2, 2, 2)"),
+    (np.zeros((2, 2, 5), np.uint8), ValueError, "image arrays must be HxWx3, got shape (2, 2, 5)"),
+    (np.zeros((1, 2, 2, 3), np.uint8), ValueError,
+     "image arrays must be HxWx3, got shape (1, 2, 2, 3)"),
+    (7, TypeError, "expected a path, a PIL image or a uint8 array, got int"),
+    (b"a.png", TypeError, "expected a path, a PIL image or a uint8 array, got bytes"),
+])
+def test_to_pil_refuses_what_it_cannot_read(item, exc, message):
+    with pytest.raises(exc) as info:
+        F.to_pil(item)
+    assert type(info.value) is exc and _msg(info) == message
+
+
+def test_to_pil_of_a_missing_file_or_a_folder_names_it(tmp_path):
+    for p in (tmp_path / "none.png", tmp_path):
+        with pytest.raises(FileNotFoundError) as info:
+            F.to_pil(p)
+        assert _msg(info) == f"no such file: {p}"
+    Image.fromarray(_ramp(3, 3)).save(tmp_path / "b.png")
+    loaded = F.load_rgb(tmp_path / "b.png")
+    np.testing.assert_array_equal(np.asarray(loaded), _ramp(3, 3))
+    assert loaded.mode == "RGB" and loaded.size == (3, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# features: extraction
+
+
+class Probe(torch.nn.Module):
+    """A tiny real encoder: per-channel means and the mean of channel 0 squared (d = 4).
+
+    It records, per call, the batch size, the device, the mode and whether inference mode
+    was on, so the tests can see how the extraction drives it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.register_buffer("offset", torch.zeros(4))
+        self.calls: list[tuple[int, str, bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((x.shape[0], str(x.device), self.training,
+                           torch.is_inference_mode_enabled()))
+        if x.device.type == "meta":
+            return torch.zeros(x.shape[0], 4)
+        m = x.mean(dim=(2, 3))
+        return torch.cat([m, (x[:, :1] ** 2).mean(dim=(2, 3))], dim=1) * self.scale + self.offset
+
+
+def _expected_row(img: np.ndarray, crop: int) -> np.ndarray:
+    """(5, 8): per crop k, the probe's 4 numbers of full crop k then of half crop k."""
+    pil = Image.fromarray(img)
+    full = F.five_crops(np.asarray(pil), crop)
+    w, h = pil.size
+    half = F.five_crops(np.asarray(pil.resize((w // 2, h // 2), Image.Resampling.BICUBIC)), crop)
+
+    def probe(crops: np.ndarray) -> np.ndarray:
+        x = (crops.astype(np.float64) / 255.0 - MEAN) / STD
+        return np.concatenate([x.mean(axis=(1, 2)), (x[..., :1] ** 2).mean(axis=(1, 2))], axis=1)
+
+    return np.concatenate([probe(full), probe(half)], axis=1)
+
+
+def test_extract_features_layout_failures_and_batching(tmp_path):
+    imgs = [_ramp(16, 20), 255 - _ramp(18, 16), _ramp(17, 17)]
+    paths = []
+    for i, a in enumerate(imgs):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(a).save(paths[-1])
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    probe = Probe()
+    items = [paths[0], str(tmp_path / "gone.png"), np.zeros((4, 4), np.float64), paths[1],
+             tmp_path / "bad.png", imgs[2]]
+    res = F.extract_features(items, probe, F.FeatureConfig(crop_size=8, batch_size=25))
+    assert res.features.shape == (6, 5, 8) and res.features.dtype == np.float64
+    for row, img in ((0, imgs[0]), (3, imgs[1]), (5, imgs[2])):
+        np.testing.assert_allclose(res.features[row], _expected_row(img, 8), atol=1e-5)
+    assert np.isnan(res.features[[1, 2, 4]]).all()
+    assert res.n_failed == 3 and len(res.failed) == 3
+    assert res.failed[0] == (str(tmp_path / "gone.png"),
+                             f"FileNotFoundError: no such file: {tmp_path / 'gone.png'}")
+    assert res.failed[1] == ("<item 2: ndarray>", "TypeError: image arrays must be uint8, got float64")
+    assert res.failed[2][0] == str(tmp_path / "bad.png")
+    assert str(tmp_path / "bad.png") in res.failed[2][1]
+    # 25 crops per call -> 2 images (20 crops) per encoder call; the rest at the end
+    assert [c[0] for c in probe.calls] == [20, 10]
+    assert all(c[1] == "cpu" and c[2] is False and c[3] is True for c in probe.calls)
+    assert probe.training  # restored
+
+
+@pytest.mark.parametrize("batch,calls", [(9, [10, 10, 10]), (10, [10, 10, 10]), (19, [10, 10, 10]),
+                                         (20, [20, 10]), (30, [30]), (64, [30])])
+def test_images_per_encoder_call_follow_the_batch_size(batch, calls):
+    probe = Probe().eval()
+    F.extract_features([_ramp(8, 8)] * 3, probe, F.FeatureConfig(crop_size=8, batch_size=batch))
+    assert [c[0] for c in probe.calls] == calls
+    assert not probe.training  # an eval module stays in eval mode
+
+
+def test_extraction_sends_the_crops_to_the_configured_device():
+    probe = Probe()
+    res = F.extract_features([_ramp(8, 8)], probe, F.FeatureConfig(crop_size=8, device="meta"))
+    assert [c[1] for c in probe.calls] == ["meta"]
+    np.testing.assert_array_equal(res.features, np.zeros((1, 5, 8)))
+    # a plain function works too (no mode to switch)
+    res = F.extract_features([_ramp(8, 8)], lambda x: x.mean(dim=(2, 3)),
+                             F.FeatureConfig(crop_size=8))
+    assert res.features.shape == (1, 5, 6)
+
+
+def test_extraction_applies_the_configured_short_side_resize():
+    probe = Probe()
+    img = _ramp(12, 16)
+    res = F.extract_features([img], probe, F.FeatureConfig(crop_size=4, resize_short_side=8))
+    small = np.asarray(Image.fromarray(img).resize((11, 8), Image.Resampling.BICUBIC))
+    np.testing.assert_allclose(res.features[0], _expected_row(small, 4), atol=1e-5)
+
+
+def test_no_readable_image_is_an_error_unless_allowed(tmp_path):
+    missing = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    with pytest.raises(ValueError) as info:
+        F.extract_features(missing, Probe(), F.FeatureConfig(crop_size=8))
+    first = (missing[0], f"FileNotFoundError: no such file: {missing[0]}")
+    assert _msg(info) == f"no image could be loaded (2 failed), e.g. {[first]}"
+    probe = Probe()
+    probe.train()
+    got = F.extract_features(missing, probe, F.FeatureConfig(crop_size=8), allow_empty=True)
+    assert got.features.shape == (2, 5, 2) and np.isnan(got.features).all()
+    assert probe.training and got.n_failed == 2
+    probe.feature_dim = 6
+    assert F.extract_features(missing, probe, allow_empty=True).features.shape == (2, 5, 12)
+    probe.feature_dim = 0
+    assert F.extract_features(missing, probe, allow_empty=True).features.shape == (2, 5, 2)
+    assert F.extract_features([], probe, allow_empty=True).features.shape == (0, 5, 2)
+
+
+def test_reference_features_encode_each_reference_once_in_row_order(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(_ramp(8, 8)).save(a)
+    Image.fromarray(255 - _ramp(8, 8)).save(b)
+    probe = Probe()
+    res = F.extract_reference_features([b, a, str(b), a], probe, F.FeatureConfig(crop_size=8))
+    assert [c[0] for c in probe.calls] == [20]  # two distinct references, one call
+    ra, rb = _expected_row(_ramp(8, 8), 8), _expected_row(255 - _ramp(8, 8), 8)
+    np.testing.assert_allclose(res.features, np.stack([rb, ra, rb, ra]), atol=1e-5)
+    gone = tmp_path / "gone.png"
+    res = F.extract_reference_features([gone, a], Probe(), F.FeatureConfig(crop_size=8))
+    assert res.failed == ((str(gone), f"FileNotFoundError: no such file: {gone}"),)
+    assert np.isnan(res.features[0]).all() and not np.isnan(res.features[1]).any()
+    with pytest.raises(ValueError, match="no image could be loaded"):
+        F.extract_reference_features([gone], Probe(), F.FeatureConfig(crop_size=8))
+    res = F.extract_reference_features([gone], Probe(), F.FeatureConfig(crop_size=8),
+                                       allow_empty=True)
+    assert res.features.shape == (1, 5, 2)
+
+
+# ==============================================================================================
+# cache: content keys and the feature cache (issue 8)
+
+from shamisa_core.evaluation import cache as C  # noqa: E402
+
+
+def _digest_of_state(module: torch.nn.Module) -> str:
+    d = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        d.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        d.update(t.detach().contiguous().numpy().tobytes())
+    return d.hexdigest()[:16]
+
+
+def test_encoder_fingerprint_hashes_names_shapes_dtypes_and_values():
+    probe = Probe()
+    fp = C.encoder_fingerprint(probe)
+    assert fp == _digest_of_state(probe) and len(fp) == 16
+    with torch.no_grad():
+        probe.offset[2] = 1e-3
+    assert C.encoder_fingerprint(probe) == _digest_of_state(probe) != fp
+    empty = torch.nn.Module()
+    empty.register_buffer("nothing", torch.zeros(0))
+    expected = hashlib.sha256(b"nothing:(0,):torch.float32\n").hexdigest()[:16]
+    assert C.encoder_fingerprint(empty) == expected
+    double = torch.nn.Module()
+    double.register_buffer("nothing", torch.zeros(0, dtype=torch.float64))
+    assert C.encoder_fingerprint(double) != expected
+
+
+def test_image_identity_by_stat_by_bytes_and_for_missing_files(tmp_path):
+    a = tmp_path / "a.png"
+    a.write_bytes(b"abc")
+    b = tmp_path / "sub" / ".." / "b.png"
+    (tmp_path / "b.png").write_bytes(b"de")
+    gone = tmp_path / "gone.png"
+    st_a, st_b = a.stat(), (tmp_path / "b.png").stat()
+    stat = hashlib.sha256(b"stat")
+    stat.update(f"{a.resolve()}\t3\t{st_a.st_mtime_ns}\n".encode())
+    stat.update(f"{(tmp_path / 'b.png').resolve()}\t2\t{st_b.st_mtime_ns}\n".encode())
+    stat.update(f"{gone}\tmissing\n".encode())
+    (tmp_path / "sub").mkdir()
+    assert C.image_identity([a, str(b), gone]) == stat.hexdigest()
+    by_bytes = hashlib.sha256(b"sha256")
+    by_bytes.update(hashlib.sha256(b"abc").hexdigest().encode() + b"\n")
+    by_bytes.update(f"{gone}\tmissing\n".encode())
+    assert C.image_identity([a, gone], "sha256") == by_bytes.hexdigest()
+    assert C.image_identity([a, b]) != C.image_identity([b, a])  # order matters
+    assert C.image_identity([]) == hashlib.sha256(b"stat").hexdigest()
+    with pytest.raises(ValueError) as info:
+        C.image_identity([a], "md5")
+    assert _msg(info) == "identity mode 'md5'; expected one of ('stat', 'sha256')"
+    assert C.IDENTITY_MODES == ("stat", "sha256") and C.DEFAULT_FEATURE_BATCH == 64
+
+
+def test_feature_cache_key_is_readable_and_content_addressed():
+    digest = hashlib.sha256(b"enc|ver|96|x").hexdigest()[:20]
+    assert C.feature_cache_key("enc", "ver", 96, "x") == f"p96-{digest}"
+    assert C.feature_cache_key("enc", "ver", 96) == "p96-" + hashlib.sha256(
+        b"enc|ver|96|").hexdigest()[:20]
+    parts = {"encoder": "e", "dataset_version": "v", "crop_size": 8, "z": [1, 2]}
+    assert C.features_key(parts) == C.feature_cache_key(
+        "e", "v", 8, '{"crop_size": 8, "dataset_version": "v", "encoder": "e", "z": [1, 2]}')
+
+
+def test_npy_cache_round_trip_and_unreadable_files(tmp_path):
+    assert C.cache_path(tmp_path, "k") == tmp_path / "k.npy"
+    assert C.load_cached_features(tmp_path, "k") is None
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.arange(6, dtype=np.float32).reshape(2, 3)
+
+    got, hit = C.cached_features(tmp_path, "k", compute)
+    assert (hit, got.dtype, got.tolist()) == (False, np.float64, [[0, 1, 2], [3, 4, 5]])
+    again, hit = C.cached_features(tmp_path, "k", compute)
+    assert hit and calls == [1] and again.dtype == np.float64
+    np.testing.assert_array_equal(again, got)
+    assert C.save_cached_features(tmp_path, "i", np.array([1, 2])) == tmp_path / "i.npy"
+    assert np.load(tmp_path / "i.npy").dtype == np.float64
+    (tmp_path / "k.npy").write_bytes(b"garbage")
+    with pytest.warns(UserWarning) as rec:
+        assert C.load_cached_features(tmp_path, "k") is None
+    text = str(rec[0].message)
+    assert text.startswith(f"unreadable cache file {tmp_path / 'k.npy'} (ValueError: ")
+    assert text.endswith("); rebuilding it")
+    with pytest.warns(UserWarning, match="unreadable cache file"):
+        got, hit = C.cached_features(tmp_path, "k", compute)
+    assert not hit and calls == [1, 1]
+    assert np.load(tmp_path / "k.npy").tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+@pytest.fixture(scope="module")
+def kadid_prepared(tmp_path_factory):
+    from _eval_helpers import make_kadid_like
+
+    from shamisa_core.evaluation.prepared import prepare_dataset
+
+    root = tmp_path_factory.mktemp("kadid")
+    data = make_kadid_like(root / "data", n_refs=2, kinds=(1,), levels=(1, 2), size=(20, 24))
+    return prepare_dataset("kadid10k", str(data), root / "cache", proxy_base=root / "proxy")
+
+
+def _handle(module=None, *, role="trained", arch="probe"):
+    from shamisa_core.evaluation.encoders import EncoderHandle
+
+    module = module if module is not None else Probe().eval()
+    meta = {"model_config": {"arch": arch}} if arch else {}
+    return EncoderHandle(role=role, module=module, meta=meta,
+                         fingerprint=C.encoder_fingerprint(module), source="test")
+
+
+def _expected_parts(prep, enc, crop, kind="nr", identity="stat") -> dict:
+    column = "reference_image" if kind == "ref" else "image"
+    paths = list(prep.table[column])
+    if kind == "ref":
+        paths = sorted(set(paths))
+    return {"code": "features/2", "kind": kind, "dataset": "kadid10k",
+            "dataset_version": prep.version, "identity_mode": identity,
+            "images": C.image_identity(paths, identity), "n_rows": 4,
+            "encoder": enc.fingerprint, "arch": enc.meta.get("model_config", {}).get("arch"),
+            "inference_tag": enc.inference_tag, "crop_size": crop, "resize_short_side": None,
+            "normalisation": [[0.485, 0.456, 0.406], [0.229, 0.224, 0.225]]}
+
+
+def test_key_parts_name_everything_the_features_depend_on(kadid_prepared):
+    prep = kadid_prepared
+    enc = _handle()
+    assert C.key_parts(prep, enc, 8) == _expected_parts(prep, enc, 8)
+    assert C.key_parts(prep, enc, 8, "ref", "sha256") == _expected_parts(prep, enc, 8, "ref",
+                                                                         "sha256")
+    assert C.key_parts(prep, enc, 8, "ref")["images"] == C.image_identity(
+        sorted(set(prep.table["reference_image"])))
+    tagged = Probe().eval()
+    tagged.inference_tag = "bf16"
+    bare = _handle(tagged, arch=None)
+    parts = C.key_parts(prep, bare, np.int64(12))
+    assert (parts["arch"], parts["inference_tag"], parts["crop_size"]) == (None, "bf16", 12)
+    assert type(parts["crop_size"]) is int
+    assert C.features_key(parts) != C.features_key(C.key_parts(prep, enc, 12))
+
+
+def _expected_features(prep, crop: int, column: str = "image") -> np.ndarray:
+    return np.stack([_expected_row(np.asarray(Image.open(p).convert("RGB")), crop)
+                     for p in prep.table[column]])
+
+
+def test_encode_dataset_writes_the_features_and_a_complete_sidecar(kadid_prepared):
+    prep = kadid_prepared
+    probe = Probe().eval()
+    enc = _handle(probe, role="init")
+    logged: list[str] = []
+    fs = C.encode_dataset(prep, enc, 8, batch_size=20, log=logged.append)
+    parts = _expected_parts(prep, enc, 8)
+    key = C.features_key(parts)
+    assert (fs.key, fs.path, fs.cache_hit, fs.failed, fs.encoder_fingerprint, fs.crop_size,
+            fs.retried) == (key, prep.work_dir / "features" / f"{key}.npy", False, (),
+                            enc.fingerprint, 8, 0)
+    assert fs.seconds > 0 and logged == []
+    np.testing.assert_allclose(fs.features, _expected_features(prep, 8), atol=1e-5)
+    assert [c[0] for c in probe.calls] == [20, 20]  # 20 crops per call: 2 images
+    np.testing.assert_array_equal(np.load(fs.path), fs.features)
+    side = json.loads(fs.path.with_suffix(".json").read_text())
+    assert side == {"dataset": "kadid10k", "encoder_role": "init", "key_parts": parts,
+                    "shape": [4, 5, 8], "failed": [], "seconds": round(fs.seconds, 3)}
+    hit = C.encode_dataset(prep, enc, 8, log=logged.append)
+    assert (hit.key, hit.path, hit.cache_hit, hit.failed, hit.seconds, hit.retried,
+            hit.crop_size, hit.encoder_fingerprint) == (key, fs.path, True, (), 0.0, 0, 8,
+                                                        enc.fingerprint)
+    np.testing.assert_array_equal(hit.features, fs.features)
+    assert len(probe.calls) == 2 and logged == []
+    assert C.encode_dataset(prep, enc, 8, compute=False).cache_hit
+
+
+def test_encode_dataset_defaults_and_reference_rows(kadid_prepared):
+    prep = kadid_prepared
+    probe = Probe().eval()
+    enc = _handle(probe)
+    assert C.encode_dataset(prep, enc, 6, compute=False) is None  # a miss without compute
+    assert not list((prep.work_dir / "features").glob("p6-*"))
+    fs = C.encode_dataset(prep, enc, 6)
+    assert [c[:2] for c in probe.calls] == [(40, "cpu")]  # 64 crops per call: 6 images max
+    assert fs.key == C.features_key(_expected_parts(prep, enc, 6))
+    np.testing.assert_allclose(fs.features, _expected_features(prep, 6), atol=1e-5)
+    ref = C.encode_dataset(prep, enc, 6, kind="ref", identity="sha256")
+    assert ref.key == C.features_key(_expected_parts(prep, enc, 6, "ref", "sha256"))
+    assert [c[0] for c in probe.calls] == [40, 20]  # the 2 references, once each
+    np.testing.assert_allclose(ref.features, _expected_features(prep, 6, "reference_image"),
+                               atol=1e-5)
+    side = json.loads(ref.path.with_suffix(".json").read_text())
+    assert (side["key_parts"]["kind"], side["shape"]) == ("ref", [4, 5, 8])
+
+
+def test_encode_dataset_sends_crops_to_the_requested_device(kadid_prepared):
+    probe = Probe().eval()
+    fs = C.encode_dataset(kadid_prepared, _handle(probe), 5, batch_size=10, device="meta")
+    assert [c[:2] for c in probe.calls] == [(10, "meta")] * 4
+    np.testing.assert_array_equal(fs.features, np.zeros((4, 5, 8)))
+
+
+def test_a_cache_file_of_the_wrong_shape_is_rebuilt_with_a_warning(kadid_prepared):
+    prep = kadid_prepared
+    enc = _handle()
+    first = C.encode_dataset(prep, enc, 7)
+    for wrong in (np.zeros((3, 5, 8)), np.zeros((4, 40))):
+        np.save(first.path, wrong)
+        logged: list[str] = []
+        with pytest.warns(UserWarning) as rec:
+            fs = C.encode_dataset(prep, enc, 7, log=logged.append)
+        message = f"cache file {first.path} has shape {wrong.shape} for 4 rows; rebuilding it"
+        assert [str(r.message) for r in rec] == [message] and logged == [message]
+        assert not fs.cache_hit and fs.features.shape == (4, 5, 8)
+        np.testing.assert_array_equal(np.load(first.path), first.features)
+    first.path.write_bytes(b"\x93NUMPY garbage")
+    logged = []
+    with pytest.warns(UserWarning, match="unreadable cache file"):
+        fs = C.encode_dataset(prep, enc, 7, log=logged.append)
+    assert len(logged) == 1 and logged[0].startswith(f"unreadable cache file {first.path} (")
+    assert logged[0].endswith("); rebuilding it") and not fs.cache_hit
+
+
+def test_failed_rows_of_a_hit_are_retried_and_stored_once_repaired(kadid_prepared):
+    prep = kadid_prepared
+    probe = Probe().eval()
+    enc = _handle(probe)
+    first = C.encode_dataset(prep, enc, 9)
+    side_path = first.path.with_suffix(".json")
+    stored = first.features.copy()
+    stored[[0, 2]] = np.nan
+    np.save(first.path, stored)
+    assert C.encode_dataset(prep, enc, 9, compute=False) is None  # a hit with holes, no compute
+    n_calls = len(probe.calls)
+    fs = C.encode_dataset(prep, enc, 9)
+    assert [c[0] for c in probe.calls[n_calls:]] == [20]  # only the two failed rows
+    assert (fs.cache_hit, fs.retried, fs.failed, fs.key, fs.path, fs.crop_size) == (
+        True, 2, (), first.key, first.path, 9)
+    assert fs.seconds > 0
+    np.testing.assert_allclose(fs.features, first.features, atol=1e-6)
+    np.testing.assert_array_equal(np.load(first.path), fs.features)
+    assert json.loads(side_path.read_text()) == {
+        "dataset": "kadid10k", "encoder_role": "trained", "key_parts": _expected_parts(prep, enc, 9),
+        "shape": [4, 5, 8], "failed": []}
+
+
+def test_rows_that_still_fail_stay_nan_and_are_not_rewritten(tmp_path):
+    from _eval_helpers import make_kadid_like
+
+    from shamisa_core.evaluation.prepared import prepare_dataset
+
+    data = make_kadid_like(tmp_path / "data", n_refs=2, kinds=(1,), levels=(1, 2), size=(16, 16))
+    bad = data / "images" / "I01_01_02.png"
+    bad.write_bytes(b"broken")
+    prep = prepare_dataset("kadid10k", str(data), tmp_path / "cache", proxy_base=tmp_path)
+    row = prep.table.index[prep.table["image"] == str(bad.resolve())][0]
+    enc = _handle()
+    first = C.encode_dataset(prep, enc, 8)
+    assert [f[0] for f in first.failed] == [str(bad.resolve())]
+    assert np.isnan(first.features[row]).all() and not first.cache_hit
+    side = json.loads(first.path.with_suffix(".json").read_text())
+    assert side["failed"] == [list(first.failed[0])]
+    before = first.path.stat().st_mtime_ns, first.path.with_suffix(".json").read_text()
+    again = C.encode_dataset(prep, enc, 8)
+    assert (again.cache_hit, again.retried, again.failed) == (True, 1, first.failed)
+    assert np.isnan(again.features[row]).all()
+    np.testing.assert_array_equal(np.delete(again.features, row, 0),
+                                  np.delete(first.features, row, 0))
+    assert (first.path.stat().st_mtime_ns, first.path.with_suffix(".json").read_text()) == before
