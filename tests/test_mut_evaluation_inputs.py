@@ -1353,3 +1353,207 @@ def test_rows_that_still_fail_stay_nan_and_are_not_rewritten(tmp_path):
     np.testing.assert_array_equal(np.delete(again.features, row, 0),
                                   np.delete(first.features, row, 0))
     assert (first.path.stat().st_mtime_ns, first.path.with_suffix(".json").read_text()) == before
+
+
+# ==============================================================================================
+# prepared: datasets with their versioned splits, and the proxy benchmark
+
+from shamisa_core.evaluation import prepared as P  # noqa: E402
+from shamisa_core.evaluation.proxy import ProxySpec  # noqa: E402
+from shamisa_core.evaluation.splits import SplitConfig  # noqa: E402
+
+TINY_PROXY = ProxySpec(n_refs=2, types=("gaublur",), levels=(1.0, 3.0), seed=5)
+
+
+def test_proxy_spec_with_replaces_only_what_is_given():
+    default = ProxySpec()
+    assert P.DEFAULT_PROXY_SPEC == default
+    assert P.proxy_spec_with() == default
+    assert P.proxy_spec_with(0, [], []) == default
+    assert P.proxy_spec_with(3) == ProxySpec(n_refs=3)
+    got = P.proxy_spec_with(None, ["jpeg", "gaublur"], [0, 4])
+    assert got == ProxySpec(types=("jpeg", "gaublur"), levels=(0.0, 4.0))
+    assert all(type(v) is float for v in got.levels)
+    assert P.proxy_spec_with(2, ("jpeg",), (2.5,)) == ProxySpec(n_refs=2, types=("jpeg",),
+                                                                levels=(2.5,))
+    for bad in ([-0.01], [4.01], [1.0, 5.0]):
+        with pytest.raises(ValueError) as info:
+            P.proxy_spec_with(levels=bad)
+        assert _msg(info) == f"proxy levels must lie in [0, 4], got {tuple(float(v) for v in bad)}"
+    with pytest.raises(KeyError) as info:
+        P.proxy_spec_with(types=["jpeg", "sepia"])
+    assert "unknown distortion type 'sepia'; valid types: " in info.value.args[0]
+    assert "gaublur" in info.value.args[0]
+
+
+def test_proxy_spec_id_and_folder_are_content_addressed(tmp_path):
+    blob = json.dumps({"levels": [1.0, 3.0], "n_refs": 2, "seed": 5, "types": ["gaublur"]})
+    expected = "r2-t1-l2-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+    assert P.proxy_spec_id(TINY_PROXY) == expected
+    assert P.proxy_dir(str(tmp_path), TINY_PROXY) == tmp_path / expected
+    changed = [ProxySpec(n_refs=2, types=("gaublur",), levels=(1.0, 3.0), seed=6),
+               ProxySpec(n_refs=2, types=("jpeg",), levels=(1.0, 3.0), seed=5),
+               ProxySpec(n_refs=2, types=("gaublur",), levels=(1.0, 2.0), seed=5)]
+    assert len({P.proxy_spec_id(s) for s in [TINY_PROXY, *changed]}) == 4
+    assert P.default_proxy_base(str(tmp_path)) == tmp_path / "benchmarks" / "proxy"
+    assert P.PROXY_INFO == DatasetInfo(
+        "proxy", "synthetic", (1.0, 5.0), False, "MOS",
+        "dmos.csv (dist_img, ref_img, dmos[, type, level]) with images/ (proxy.build_proxy)")
+
+
+def test_load_proxy_reads_the_kadid_layout_with_named_types(tmp_path):
+    from _eval_helpers import make_kadid_like
+
+    folder = make_kadid_like(tmp_path / "p", n_refs=2, kinds=(1, 2), levels=(1,), size=(8, 8),
+                             proxy_columns=True)
+    ds = P.load_proxy(str(tmp_path / "x" / ".." / "p"))
+    assert ds.info is P.PROXY_INFO and ds.root == folder.resolve()
+    assert ds.table["distortion_type"].tolist() == ["gaublur", "whitenoise"] * 2
+    assert ds.table["name"].tolist() == ["images/I01_01_01.png", "images/I01_02_01.png",
+                                         "images/I02_01_01.png", "images/I02_02_01.png"]
+    assert ds.version == base.table_version(P.PROXY_INFO, ds.table)
+    assert P.proxy_spec_of(folder) is None
+    (folder / "proxy_spec.json").write_text('{"n_refs": 2}')
+    assert P.proxy_spec_of(str(folder)) == {"n_refs": 2}
+    assert P.ensure_proxy(str(folder), None) == folder  # present: used as it is
+    assert sorted(p.name for p in folder.iterdir()) == ["dmos.csv", "images", "proxy_spec.json"]
+
+
+def test_load_named_dataset_errors(tmp_path):
+    from shamisa_core.evaluation.roots import DATASET_NAMES
+
+    with pytest.raises(KeyError) as info:
+        P.load_named_dataset("imagenet", tmp_path, proxy_base=tmp_path)
+    assert info.value.args[0] == f"unknown dataset 'imagenet'; known: {', '.join(DATASET_NAMES)}"
+    for root in (None, ""):
+        with pytest.raises(ValueError) as info:
+            P.load_named_dataset("kadid10k", root, proxy_base=tmp_path)
+        assert _msg(info) == ("dataset kadid10k needs a root folder (dmos.csv (dist_img, ref_img, "
+                              "dmos) with images/)")
+    for root in (None, "", "default"):
+        with pytest.raises(FileNotFoundError) as info:
+            P.load_named_dataset("proxy", root, proxy_base=tmp_path, proxy_spec=TINY_PROXY,
+                                 build=False)
+        assert _msg(info) == (f"proxy benchmark not built at {P.proxy_dir(tmp_path, TINY_PROXY)}; "
+                              "materialize benchmark_datasets[proxy] (or run `shamisa evaluate`) "
+                              "first")
+    with pytest.raises(FileNotFoundError, match=f"not built at {re.escape(str(tmp_path / 'own'))};"):
+        P.load_named_dataset("proxy", str(tmp_path / "own"), proxy_base=tmp_path, build=False)
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            str(P.proxy_dir(tmp_path, P.DEFAULT_PROXY_SPEC)))):
+        P.load_named_dataset("proxy", None, proxy_base=tmp_path, build=False)
+
+
+def test_prepare_dataset_without_a_proxy_base_looks_under_the_cache(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        P.prepare_dataset("proxy", None, str(tmp_path / "c"), proxy_spec=TINY_PROXY, build=False)
+    assert str(tmp_path / "c" / "benchmarks" / "proxy" / P.proxy_spec_id(TINY_PROXY)) in _msg(info)
+    assert not (tmp_path / "c").exists()  # nothing created without build
+
+
+def _seed_proxy(folder: Path, spec: ProxySpec | None, n_refs: int = 2) -> Path:
+    """A proxy folder as build_proxy leaves it for ``spec`` (tiny images, its spec file), so
+    that nothing needs building; ``spec`` None writes a spec file of no real spec."""
+    from _eval_helpers import make_kadid_like
+
+    from shamisa_core.evaluation.proxy import PROXY_PHOTOS
+
+    make_kadid_like(folder, n_refs=n_refs, kinds=(1,), levels=(1, 2), size=(8, 8),
+                    proxy_columns=True)
+    text = "{}" if spec is None else json.dumps(
+        {"n_refs": spec.n_refs, "types": list(spec.types), "levels": list(spec.levels),
+         "seed": spec.seed, "photos": list(PROXY_PHOTOS[: spec.n_refs])}, sort_keys=True)
+    (folder / "proxy_spec.json").write_text(text)
+    return folder
+
+
+def test_the_proxy_folder_follows_the_spec_and_the_root(tmp_path):
+    folder = _seed_proxy(tmp_path / "pb" / P.proxy_spec_id(TINY_PROXY), TINY_PROXY)
+    prep = P.prepare_dataset("proxy", None, tmp_path / "c", proxy_base=tmp_path / "pb",
+                             proxy_spec=TINY_PROXY)
+    assert prep.dataset.root == folder.resolve() and prep.name == "proxy"
+    assert prep.info is P.PROXY_INFO and prep.dataset.n_images == 4
+    assert prep.work_dir == tmp_path / "c" / "proxy" / prep.version
+    for root in ("", "default"):
+        again = P.load_named_dataset("proxy", root, proxy_base=tmp_path / "pb",
+                                     proxy_spec=TINY_PROXY)
+        assert again.root == folder.resolve()
+    # an explicit folder is used as it is when no spec is asked for (3 references here)
+    own = _seed_proxy(tmp_path / "own", None, n_refs=3)
+    got = P.load_named_dataset("proxy", str(own), proxy_base=tmp_path / "pb")
+    assert got.root == own.resolve() and got.n_images == 6
+    assert (own / "proxy_spec.json").read_text() == "{}"  # not rebuilt
+    # the default spec lives in its own folder of the base
+    default = _seed_proxy(tmp_path / "pb" / P.proxy_spec_id(P.DEFAULT_PROXY_SPEC),
+                          P.DEFAULT_PROXY_SPEC, n_refs=1)
+    got = P.load_named_dataset("proxy", None, proxy_base=tmp_path / "pb")
+    assert got.root == default.resolve() and got.n_images == 2
+
+
+def test_prepared_dataset_summary_keeps_every_field(kadid_prepared):
+    prep = kadid_prepared
+    ds = prep.dataset
+    assert (prep.name, prep.info, prep.version) == ("kadid10k", ds.info, ds.version)
+    assert prep.table is ds.table
+    assert prep.work_dir == prep.splits_path.parent and prep.work_dir.name == ds.version
+    assert prep.to_json() == {
+        "dataset": "kadid10k", "root": str(ds.root), "version": ds.version, "n_images": 4,
+        "n_missing": 0, "label": "MOS", "lower_is_better": False, "kind": "synthetic",
+        "splits_version": prep.splits.version, "splits_method": prep.splits.method,
+        "n_splits": 10, "splits_path": str(prep.splits_path)}
+    assert P.dataset_work_dir(str(prep.work_dir.parent.parent), ds) == prep.work_dir
+
+
+def test_prepare_dataset_versions_its_splits_file(tmp_path):
+    from _eval_helpers import make_kadid_like
+
+    from shamisa_core.evaluation.splits import make_splits
+
+    data = make_kadid_like(tmp_path / "d", n_refs=3, kinds=(1,), levels=(1, 2), size=(8, 8),
+                           drop=1)
+    cache = tmp_path / "cache"
+    prep = P.prepare_dataset("kadid10k", data, cache, proxy_base=tmp_path)
+    work = cache / "kadid10k" / prep.version
+    assert (prep.work_dir, prep.splits_path) == (work, work / "splits.parquet")
+    assert prep.dataset.n_missing == 1 and prep.to_json()["n_missing"] == 1
+    same = make_splits(prep.table, prep.info, config=SplitConfig(),
+                       dataset_version=prep.version)
+    assert prep.splits.version == same.version and prep.splits.dataset_version == prep.version
+    assert (prep.splits.seed, prep.splits.n_splits) == (27, 10)
+    stamp = prep.splits_path.stat().st_mtime_ns
+    again = P.prepare_dataset("kadid10k", data, cache, proxy_base=tmp_path, build=False)
+    assert again.splits.version == prep.splits.version
+    assert prep.splits_path.stat().st_mtime_ns == stamp  # read, not rewritten
+    cfg = SplitConfig(seed=5, n_splits=3)
+    other = P.prepare_dataset("kadid10k", data, cache, proxy_base=tmp_path, split_config=cfg)
+    tag = hashlib.sha256(repr(cfg).encode()).hexdigest()[:8]
+    assert other.splits_path == work / f"splits-{tag}.parquet"
+    assert (other.splits.seed, other.splits.n_splits) == (5, 3)
+    assert other.splits.version == make_splits(prep.table, prep.info, config=cfg,
+                                               dataset_version=prep.version).version
+    missing = SplitConfig(seed=6)
+    with pytest.raises(FileNotFoundError) as info:
+        P.prepare_dataset("kadid10k", data, cache, proxy_base=tmp_path, split_config=missing,
+                          build=False)
+    path = work / f"splits-{hashlib.sha256(repr(missing).encode()).hexdigest()[:8]}.parquet"
+    assert _msg(info) == f"no splits file {path}; materialize benchmark_datasets[kadid10k] first"
+    assert not path.exists()
+
+
+def test_an_unreadable_splits_file_is_rebuilt_with_a_warning(tmp_path):
+    from _eval_helpers import make_kadid_like
+
+    data = make_kadid_like(tmp_path / "d", n_refs=3, kinds=(1,), levels=(1,), size=(8, 8))
+    prep = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
+    prep.splits_path.write_bytes(b"not parquet")
+    with pytest.raises(Exception) as info:
+        P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path, build=False)
+    kind, text = type(info.value).__name__, str(info.value)
+    with pytest.warns(UserWarning) as rec:
+        again = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
+    assert [str(r.message) for r in rec] == [
+        f"unreadable splits file {prep.splits_path} ({kind}: {text}); rebuilding it"]
+    assert again.splits.version == prep.splits.version
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path, build=False)
