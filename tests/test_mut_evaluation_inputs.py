@@ -1557,3 +1557,212 @@ def test_an_unreadable_splits_file_is_rebuilt_with_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path, build=False)
+
+
+# ==============================================================================================
+# cli_evaluate: the options of `shamisa evaluate` and what each one changes
+
+from shamisa_core.evaluation import cli_evaluate as CLI  # noqa: E402
+
+
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    parser = argparse.ArgumentParser(prog="shamisa")
+    sub = parser.add_subparsers(dest="cmd")
+    CLI.add_evaluate_parser(sub)
+    return parser, sub.choices["evaluate"]
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    return _parser()[0].parse_args(["evaluate", *argv])
+
+
+def test_every_option_parses_to_its_field_and_type():
+    args = _parse("--encoder", "models:/m/1", "--dataset", "proxy", "--dataset", "live=/d/l",
+                  "--cross", "--fr", "--json", "o.json", "--no-twins", "--crop-size", "96",
+                  "--cache-dir", "c", "--proxy-dir", "p", "--mlflow-dir", "m", "--seed", "5",
+                  "--batch-size", "30", "--proxy-refs", "3", "--proxy-types", "jpeg,gaublur",
+                  "--proxy-levels", "0,4", "--plots", "pics", "--quiet")
+    assert {k: v for k, v in vars(args).items() if not callable(v)} == {
+        "cmd": "evaluate", "encoder": "models:/m/1", "dataset": ["proxy", "live=/d/l"],
+        "cross": True, "fr": True, "json": "o.json", "no_twins": True, "crop_size": 96,
+        "cache_dir": "c", "proxy_dir": "p", "mlflow_dir": "m", "seed": 5, "batch_size": 30,
+        "proxy_refs": 3, "proxy_types": "jpeg,gaublur", "proxy_levels": "0,4", "plots": "pics",
+        "quiet": True}
+    assert _parse("--encoder", "e", "--dataset", "proxy", "--no-baseline").no_twins is True
+
+
+@pytest.mark.parametrize("option", ["--crop-size", "--seed", "--batch-size", "--proxy-refs"])
+def test_integer_options_refuse_other_text(option, capsys):
+    with pytest.raises(SystemExit) as info:
+        _parse("--encoder", "e", "--dataset", "proxy", option, "1.5")
+    assert info.value.code == 2
+    assert f"argument {option}: invalid int value: '1.5'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,missing", [
+    (["--dataset", "proxy"], "--encoder"),
+    (["--encoder", "e"], "--dataset"),
+])
+def test_encoder_and_dataset_are_required(argv, missing, capsys):
+    with pytest.raises(SystemExit) as info:
+        _parse(*argv)
+    assert info.value.code == 2
+    assert f"the following arguments are required: {missing}" in capsys.readouterr().err
+
+
+def _help_of(parser: argparse.ArgumentParser) -> dict[str, tuple[str | None, str]]:
+    """option -> (metavar, help as printed, on one line)."""
+    out = {}
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if action.option_strings:
+            text = formatter._expand_help(action) if action.help else ""
+            out[action.option_strings[0]] = (action.metavar, " ".join(text.split()))
+    return out
+
+
+def test_evaluate_help_says_what_each_option_does():
+    from shamisa_core.evaluation.roots import DATASET_NAMES
+
+    parser, evaluate = _parser()
+    helps = _help_of(evaluate)
+    assert helps["--encoder"] == ("PATH|URI",
+                                  "encoder.pt, a folder holding it, or an MLflow model/run URI")
+    assert helps["--dataset"] == ("NAME=ROOT", "a benchmark and its folder; NAME in "
+                                  f"{', '.join(DATASET_NAMES)} (proxy needs no ROOT); repeat for "
+                                  "several")
+    assert helps["--cross"] == (None, "also the cross-dataset protocol (§7.7)")
+    assert helps["--fr"] == (None, "also the full-reference protocol on |h_ref - h_dist| (§7.8)")
+    assert helps["--json"] == ("OUT", "write the full result as JSON (atomically)")
+    assert helps["--no-twins"] == (None, "skip the twins (init twin: the encoder's own init "
+                                   "without SHAMISA training; random twin: random init; both "
+                                   "with the training seed)")
+    assert helps["--crop-size"] == ("N", "crop size (default: the encoder's training patch size)")
+    assert helps["--cache-dir"] == (None, "splits, feature cache, regressors and the proxy "
+                                    "(default: outputs/evaluation)")
+    assert helps["--proxy-dir"] == (None, "where the proxy is built, one folder per spec "
+                                    "(default: outputs/benchmarks/proxy, shared with the Dagster "
+                                    "pipeline)")
+    assert helps["--mlflow-dir"] == (None, "MLflow SQLite store used to resolve models:/ and "
+                                     "runs:/ URIs (default: $MLFLOW_TRACKING_URI, else "
+                                     "outputs/mlflow)")
+    assert helps["--seed"] == (None, "split seed (27 + split index)")
+    assert helps["--batch-size"] == (None, "crops per encoder call")
+    assert helps["--proxy-refs"] == ("N", "proxy: number of reference photos (default: benchmark "
+                                     "default)")
+    assert helps["--proxy-types"] == ("T1,T2,...", "proxy: distortion types (engine keys; "
+                                      "default: all 26)")
+    assert helps["--proxy-levels"] == ("L1,L2,...", "proxy: severities t in [0, 4] (default: "
+                                       "0,1,2,3,4)")
+    assert helps["--plots"] == ("DIR", "also draw the pictures (per-type SRCC bars vs twins, "
+                                "predicted vs true scatter, t-SNE of features) as PNG files in DIR")
+    assert helps["--quiet"] == (None, "no progress lines on stderr")
+    assert set(helps) == {"-h", "--encoder", "--dataset", "--cross", "--fr", "--json",
+                          "--no-twins", "--crop-size", "--cache-dir", "--proxy-dir",
+                          "--mlflow-dir", "--seed", "--batch-size", "--proxy-refs",
+                          "--proxy-types", "--proxy-levels", "--plots", "--quiet"}
+    usage = " ".join(evaluate.format_usage().split())
+    assert "--encoder PATH|URI --dataset NAME=ROOT" in usage
+    # the command list names the subcommand with its one-line summary
+    listing = " ".join(parser.format_help().split())
+    assert "evaluate evaluate an encoder on IQA benchmarks (trained vs untrained twin)" in listing
+
+
+def test_evaluate_help_keeps_the_module_description_as_written():
+    _, evaluate = _parser()
+    text = evaluate.format_help()
+    assert evaluate.description == CLI.__doc__
+    # RawDescriptionHelpFormatter: the synopsis keeps its own line breaks and indentation
+    assert ("    shamisa evaluate --encoder PATH|URI --dataset NAME=ROOT [--dataset ...] "
+            "[--cross] [--fr]\n                     [--json OUT] [--no-twins] [--crop-size N]\n"
+            in text)
+    assert "``shamisa evaluate``: benchmark an encoder (and its twins) on IQA datasets." in text
+
+
+def test_proxy_options_make_the_spec():
+    def spec(*argv):
+        return CLI.proxy_spec_from_args(_parse("--encoder", "e", "--dataset", "proxy", *argv))
+
+    assert spec() is None
+    assert spec("--proxy-refs", "3") == ProxySpec(n_refs=3)
+    assert spec("--proxy-types", " jpeg, ,gaublur,") == ProxySpec(types=("jpeg", "gaublur"))
+    assert spec("--proxy-levels", "0, 2.5,,4 ") == ProxySpec(levels=(0.0, 2.5, 4.0))
+    assert spec("--proxy-types", "jpeg", "--proxy-levels", "1") == ProxySpec(types=("jpeg",),
+                                                                            levels=(1.0,))
+    assert spec("--proxy-types", ",") == ProxySpec()  # nothing named: the default
+    with pytest.raises(ValueError, match=re.escape("proxy levels must lie in [0, 4], got (5.0,)")):
+        spec("--proxy-levels", "5")
+
+
+def test_a_crop_below_8_is_refused_before_anything_runs(tmp_path):
+    args = _parse("--encoder", str(tmp_path / "none.pt"), "--dataset", "proxy", "--crop-size", "7",
+                  "--cache-dir", str(tmp_path / "c"))
+    with pytest.raises(ValueError) as info:
+        CLI.run_evaluate(args)
+    assert _msg(info) == "--crop-size 7 is too small (at least 8)"
+    assert not (tmp_path / "c").exists()
+    args.crop_size = 8  # the smallest accepted: it gets as far as the missing encoder
+    with pytest.raises(FileNotFoundError):
+        CLI.run_evaluate(args)
+
+
+def test_run_evaluate_end_to_end_with_every_option(tmp_path, capsys):
+    from _eval_helpers import make_encoder, make_kadid_like
+
+    from shamisa_core.evaluation.report import format_table
+    from shamisa_core.evaluation.splits import read_splits
+
+    enc = make_encoder(tmp_path / "enc" / "encoder.pt", seed=2, patch_size=16)
+    data = make_kadid_like(tmp_path / "kadid", n_refs=6, kinds=(1,), levels=(1, 3),
+                           size=(16, 16), seed=4)
+    spec = ProxySpec(n_refs=2, types=("gaublur",), levels=(1.0, 3.0))
+    proxy = _seed_proxy(tmp_path / "pd" / P.proxy_spec_id(spec), spec, n_refs=6)
+    out = tmp_path / "out" / "r.json"
+    args = _parse("--encoder", str(enc), "--dataset", "proxy", "--dataset", f"kadid10k={data}",
+                  "--cross", "--fr", "--no-twins", "--crop-size", "8", "--seed", "5",
+                  "--batch-size", "30", "--cache-dir", str(tmp_path / "cache"),
+                  "--proxy-dir", str(tmp_path / "pd"), "--proxy-refs", "2",
+                  "--proxy-types", "gaublur", "--proxy-levels", "1,3", "--json", str(out))
+    assert CLI.run_evaluate(args) == 0
+    captured = capsys.readouterr()
+    data_json = json.loads(out.read_text())
+    assert captured.out == format_table(data_json) + "\n"
+    err = captured.err.splitlines()
+    assert err[-1] == f"wrote {out}"
+    assert any(re.fullmatch(r"kadid10k: 12 images, 0 missing, version [0-9a-f]{16}", ln)
+               for ln in err)
+    meta = data_json["meta"]
+    assert (meta["crop_size"], meta["seed"]) == (8, 5)
+    assert meta["proxy_spec"] == json.loads((proxy / "proxy_spec.json").read_text())
+    assert meta["datasets"]["proxy"]["root"] == str(proxy.resolve())
+    assert "twins" not in data_json and "random_twin" not in json.dumps(meta["twins"])
+    assert set(data_json["cross"]) == {"proxy", "kadid10k"} and set(data_json["fr"]) == {
+        "proxy", "kadid10k"}
+    for name in ("proxy", "kadid10k"):
+        info = meta["datasets"][name]
+        split_path = Path(info["splits_path"])
+        tag = hashlib.sha256(repr(SplitConfig(seed=5)).encode()).hexdigest()[:8]
+        assert split_path == tmp_path / "cache" / name / info["version"] / f"splits-{tag}.parquet"
+        assert data_json[name]["features"]["crop_size"] == 8
+        assert Path(data_json[name]["features"]["path"]).parent == split_path.parent / "features"
+    table = P.prepare_dataset("kadid10k", data, tmp_path / "cache").table
+    assert read_splits(Path(meta["datasets"]["kadid10k"]["splits_path"]), table).seed == 5
+
+
+def test_mlflow_uris_resolve_in_the_given_store_before_the_environment(tmp_path, monkeypatch):
+    from _eval_helpers import fresh_mlflow_dir
+
+    store = fresh_mlflow_dir(tmp_path / "store")
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the environment's store folder would be")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocked}/sub/mlflow.db")
+    base_argv = ("--encoder", "models:/shamisa-iqa@champion", "--dataset", "proxy", "--quiet",
+                 "--cache-dir", str(tmp_path / "c"), "--proxy-dir", str(tmp_path / "pd"))
+    with pytest.raises(ValueError) as info:
+        CLI.run_evaluate(_parse(*base_argv, "--mlflow-dir", str(store)))
+    assert _msg(info).startswith("cannot resolve models:/shamisa-iqa@champion: ")
+    assert "shamisa-iqa" in _msg(info)[len("cannot resolve models:/shamisa-iqa@champion: "):]
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the environment's store is unusable
+        CLI.run_evaluate(_parse(*base_argv))
+    assert not str(info.value).startswith("cannot resolve models:/shamisa-iqa@champion: "
+                                          "Registered Model")
