@@ -1766,3 +1766,27 @@ def test_mlflow_uris_resolve_in_the_given_store_before_the_environment(tmp_path,
         CLI.run_evaluate(_parse(*base_argv))
     assert not str(info.value).startswith("cannot resolve models:/shamisa-iqa@champion: "
                                           "Registered Model")
+
+
+def test_a_splits_file_of_another_dataset_version_is_rebuilt(tmp_path):
+    import shutil
+
+    from _eval_helpers import make_kadid_like
+
+    data = make_kadid_like(tmp_path / "d", n_refs=3, kinds=(1,), levels=(1,), size=(8, 8))
+    old = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
+    frame = pd.read_csv(data / "dmos.csv")
+    frame.loc[0, "dmos"] = 1.25  # a corrected label: same images, another version
+    frame.to_csv(data / "dmos.csv", index=False)
+    new_version = P.load_named_dataset("kadid10k", data, proxy_base=tmp_path).version
+    assert new_version != old.version
+    target = tmp_path / "c" / "kadid10k" / new_version / "splits.parquet"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(old.splits_path, target)  # a stale file where the new one belongs
+    with pytest.raises(Exception) as info:  # noqa: PT011 - SplitError
+        P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path, build=False)
+    assert str(info.value) == (f"{target}: made for dataset version {old.version}, "
+                               f"not {new_version}")
+    with pytest.warns(UserWarning, match=re.escape(f"unreadable splits file {target} (")):
+        new = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
+    assert new.splits.dataset_version == new_version != old.splits.dataset_version
