@@ -567,10 +567,10 @@ def test_tid2013_reads_scores_and_names_in_file_order(tmp_path):
     from shamisa_core.evaluation.datasets import tid2013
 
     path = tmp_path / "m.txt"
-    path.write_bytes(b"2.5 i01_01_1.bmp\n\n3 i02_02_2.bmp\n")
+    path.write_bytes(b"2.5 i01_01_1.bmp\n\n3 i02_02_2.bmp\n4 caf\xe9.bmp\n")
     scores, names = tid2013.read_mos_with_names(path)
-    assert scores.dtype == np.float64 and scores.tolist() == [2.5, 3.0]
-    assert names == ["i01_01_1.bmp", "i02_02_2.bmp"]
+    assert scores.dtype == np.float64 and scores.tolist() == [2.5, 3.0, 4.0]
+    assert names == ["i01_01_1.bmp", "i02_02_2.bmp", "caf\ufffd.bmp"]  # bytes that are no UTF-8
     with pytest.raises(DatasetError) as info:
         tid2013.read(tmp_path)
     assert _msg(info) == (f"missing annotation file {tmp_path / 'mos_with_names.txt'}: expected "
@@ -684,7 +684,7 @@ def test_spaq_table_folders_and_workbook_errors(tmp_path):
 
     book = tmp_path / "MOS and Image attribute scores.xlsx"
     pd.DataFrame({" Image name ": [" 1.jpg", None, "2.jpg"], "MOS": [40.5, None, 60],
-                  "Brightness": [1, None, 2]}).to_excel(book, index=False)
+                  "Brightness": [None, None, 2]}).to_excel(book, index=False)
     assert spaq.image_folder(tmp_path) == "TestImage"
     _same(spaq.read(tmp_path), _authentic(tmp_path, ["TestImage/1.jpg", "TestImage/2.jpg"],
                                            [40.5, 60.0]))
@@ -1717,6 +1717,11 @@ def test_run_evaluate_end_to_end_with_every_option(tmp_path, capsys):
                            size=(16, 16), seed=4)
     spec = ProxySpec(n_refs=2, types=("gaublur",), levels=(1.0, 3.0))
     proxy = _seed_proxy(tmp_path / "pd" / P.proxy_spec_id(spec), spec, n_refs=6)
+    # the default spec's folder holds another (tiny) proxy: the options must pick the right one
+    _seed_proxy(tmp_path / "pd" / P.proxy_spec_id(P.DEFAULT_PROXY_SPEC), P.DEFAULT_PROXY_SPEC,
+                n_refs=6)
+    (tmp_path / "pd" / P.proxy_spec_id(P.DEFAULT_PROXY_SPEC) / "dmos.csv").write_text(
+        (proxy / "dmos.csv").read_text().replace("gaublur", "other"))
     out = tmp_path / "out" / "r.json"
     args = _parse("--encoder", str(enc), "--dataset", "proxy", "--dataset", f"kadid10k={data}",
                   "--cross", "--fr", "--no-twins", "--crop-size", "8", "--seed", "5",
