@@ -23,6 +23,7 @@ import pytest
 import scipy.io
 import torch
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from shamisa_core.evaluation.datasets import base
 from shamisa_core.evaluation.datasets.base import DatasetError, DatasetInfo
@@ -1694,12 +1695,14 @@ def test_proxy_options_make_the_spec():
         spec("--proxy-levels", "5")
 
 
-def test_a_crop_below_8_is_refused_before_anything_runs(tmp_path):
+def test_a_crop_below_8_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     args = _parse("--encoder", str(tmp_path / "none.pt"), "--dataset", "proxy", "--crop-size", "7",
                   "--cache-dir", str(tmp_path / "c"))
     with pytest.raises(ValueError) as info:
         CLI.run_evaluate(args)
     assert _msg(info) == "--crop-size 7 is too small (at least 8)"
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"  # no download bars
     assert not (tmp_path / "c").exists()
     args.crop_size = 8  # the smallest accepted: it gets as far as the missing encoder
     with pytest.raises(FileNotFoundError):
@@ -1727,13 +1730,17 @@ def test_run_evaluate_end_to_end_with_every_option(tmp_path, capsys):
                   "--cross", "--fr", "--no-twins", "--crop-size", "8", "--seed", "5",
                   "--batch-size", "30", "--cache-dir", str(tmp_path / "cache"),
                   "--proxy-dir", str(tmp_path / "pd"), "--proxy-refs", "2",
-                  "--proxy-types", "gaublur", "--proxy-levels", "1,3", "--json", str(out))
-    assert CLI.run_evaluate(args) == 0
+                  "--proxy-types", "gaublur", "--proxy-levels", "1,3", "--json", str(out),
+                  "--plots", str(tmp_path / "pics"))
+    with threadpool_limits(1):  # t-SNE's OpenMP threads spin for seconds on a busy machine
+        assert CLI.run_evaluate(args) == 0
     captured = capsys.readouterr()
     data_json = json.loads(out.read_text())
     assert captured.out == format_table(data_json) + "\n"
     err = captured.err.splitlines()
-    assert err[-1] == f"wrote {out}"
+    made = sorted(p.name for p in (tmp_path / "pics").glob("*.png"))
+    assert {"scatter_proxy.png", "scatter_kadid10k.png"} <= set(made)
+    assert err[-2:] == [f"wrote {out}", f"wrote {len(made)} pictures to {tmp_path / 'pics'}"]
     assert any(re.fullmatch(r"kadid10k: 12 images, 0 missing, version [0-9a-f]{16}", ln)
                for ln in err)
     meta = data_json["meta"]
@@ -1757,6 +1764,7 @@ def test_run_evaluate_end_to_end_with_every_option(tmp_path, capsys):
 def test_mlflow_uris_resolve_in_the_given_store_before_the_environment(tmp_path, monkeypatch):
     from _eval_helpers import fresh_mlflow_dir
 
+    monkeypatch.chdir(tmp_path)  # whatever store is opened by mistake stays in tmp_path
     store = fresh_mlflow_dir(tmp_path / "store")
     blocked = tmp_path / "file"
     blocked.write_text("a file where the environment's store folder would be")
