@@ -1423,14 +1423,7 @@ def test_load_proxy_reads_the_kadid_layout_with_named_types(tmp_path):
 def test_load_named_dataset_errors(tmp_path):
     from shamisa_core.evaluation.roots import DATASET_NAMES
 
-    with pytest.raises(KeyError) as info:
-        P.load_named_dataset("imagenet", tmp_path, proxy_base=tmp_path)
-    assert info.value.args[0] == f"unknown dataset 'imagenet'; known: {', '.join(DATASET_NAMES)}"
-    for root in (None, ""):
-        with pytest.raises(ValueError) as info:
-            P.load_named_dataset("kadid10k", root, proxy_base=tmp_path)
-        assert _msg(info) == ("dataset kadid10k needs a root folder (dmos.csv (dist_img, ref_img, "
-                              "dmos) with images/)")
+    # (the proxy cases first: a mistaken build of the default proxy would take minutes)
     for root in (None, "", "default"):
         with pytest.raises(FileNotFoundError) as info:
             P.load_named_dataset("proxy", root, proxy_base=tmp_path, proxy_spec=TINY_PROXY,
@@ -1443,6 +1436,14 @@ def test_load_named_dataset_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(
             str(P.proxy_dir(tmp_path, P.DEFAULT_PROXY_SPEC)))):
         P.load_named_dataset("proxy", None, proxy_base=tmp_path, build=False)
+    with pytest.raises(KeyError) as info:
+        P.load_named_dataset("imagenet", tmp_path, proxy_base=tmp_path, build=False)
+    assert info.value.args[0] == f"unknown dataset 'imagenet'; known: {', '.join(DATASET_NAMES)}"
+    for root in (None, ""):
+        with pytest.raises(ValueError) as info:
+            P.load_named_dataset("kadid10k", root, proxy_base=tmp_path, build=False)
+        assert _msg(info) == ("dataset kadid10k needs a root folder (dmos.csv (dist_img, ref_img, "
+                              "dmos) with images/)")
 
 
 def test_prepare_dataset_without_a_proxy_base_looks_under_the_cache(tmp_path):
@@ -1558,6 +1559,30 @@ def test_an_unreadable_splits_file_is_rebuilt_with_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path, build=False)
+
+
+def test_a_splits_file_of_another_dataset_version_is_rebuilt(tmp_path):
+    import shutil
+
+    from _eval_helpers import make_kadid_like
+
+    data = make_kadid_like(tmp_path / "d", n_refs=3, kinds=(1,), levels=(1,), size=(8, 8))
+    old = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
+    frame = pd.read_csv(data / "dmos.csv")
+    frame.loc[0, "dmos"] = 1.25  # a corrected label: same images, another version
+    frame.to_csv(data / "dmos.csv", index=False)
+    new_version = P.load_named_dataset("kadid10k", data, proxy_base=tmp_path).version
+    assert new_version != old.version
+    target = tmp_path / "c" / "kadid10k" / new_version / "splits.parquet"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(old.splits_path, target)  # a stale file where the new one belongs
+    with pytest.raises(Exception) as info:  # noqa: PT011 - SplitError
+        P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path, build=False)
+    assert str(info.value) == (f"{target}: made for dataset version {old.version}, "
+                               f"not {new_version}")
+    with pytest.warns(UserWarning, match=re.escape(f"unreadable splits file {target} (")):
+        new = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
+    assert new.splits.dataset_version == new_version != old.splits.dataset_version
 
 
 # ==============================================================================================
@@ -1780,26 +1805,3 @@ def test_mlflow_uris_resolve_in_the_given_store_before_the_environment(tmp_path,
     assert not str(info.value).startswith("cannot resolve models:/shamisa-iqa@champion: "
                                           "Registered Model")
 
-
-def test_a_splits_file_of_another_dataset_version_is_rebuilt(tmp_path):
-    import shutil
-
-    from _eval_helpers import make_kadid_like
-
-    data = make_kadid_like(tmp_path / "d", n_refs=3, kinds=(1,), levels=(1,), size=(8, 8))
-    old = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
-    frame = pd.read_csv(data / "dmos.csv")
-    frame.loc[0, "dmos"] = 1.25  # a corrected label: same images, another version
-    frame.to_csv(data / "dmos.csv", index=False)
-    new_version = P.load_named_dataset("kadid10k", data, proxy_base=tmp_path).version
-    assert new_version != old.version
-    target = tmp_path / "c" / "kadid10k" / new_version / "splits.parquet"
-    target.parent.mkdir(parents=True)
-    shutil.copyfile(old.splits_path, target)  # a stale file where the new one belongs
-    with pytest.raises(Exception) as info:  # noqa: PT011 - SplitError
-        P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path, build=False)
-    assert str(info.value) == (f"{target}: made for dataset version {old.version}, "
-                               f"not {new_version}")
-    with pytest.warns(UserWarning, match=re.escape(f"unreadable splits file {target} (")):
-        new = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
-    assert new.splits.dataset_version == new_version != old.splits.dataset_version
