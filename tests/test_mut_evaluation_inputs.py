@@ -132,6 +132,10 @@ def test_check_table_messages_name_the_source():
     with pytest.raises(DatasetError) as info:
         base.check_table(bad, "src")
     assert _msg(info) == "src: non-finite scores"
+    as_objects = good.assign(score=pd.Series([1.0, 2], dtype=object))  # a loader's raw column
+    base.check_table(as_objects, "src")
+    with pytest.raises(DatasetError, match="^src: non-finite scores$"):
+        base.check_table(good.assign(score=pd.Series([1.0, np.nan], dtype=object)), "src")
     twice = pd.concat([good, good.iloc[[1, 0]]], ignore_index=True)
     with pytest.raises(DatasetError) as info:
         base.check_table(twice, "src")
