@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import warnings
 from pathlib import Path
 
@@ -1175,6 +1176,7 @@ def test_npy_cache_round_trip_and_unreadable_files(tmp_path):
     with pytest.warns(UserWarning) as rec:
         assert C.load_cached_features(tmp_path, "k") is None
     text = str(rec[0].message)
+    assert rec[0].filename == __file__
     assert text.startswith(f"unreadable cache file {tmp_path / 'k.npy'} (ValueError: ")
     assert text.endswith("); rebuilding it")
     with pytest.warns(UserWarning, match="unreadable cache file"):
@@ -1243,13 +1245,15 @@ def test_encode_dataset_writes_the_features_and_a_complete_sidecar(kadid_prepare
     probe = Probe().eval()
     enc = _handle(probe, role="init")
     logged: list[str] = []
+    t0 = time.perf_counter()
     fs = C.encode_dataset(prep, enc, 8, batch_size=20, log=logged.append)
+    elapsed = time.perf_counter() - t0
     parts = _expected_parts(prep, enc, 8)
     key = C.features_key(parts)
     assert (fs.key, fs.path, fs.cache_hit, fs.failed, fs.encoder_fingerprint, fs.crop_size,
             fs.retried) == (key, prep.work_dir / "features" / f"{key}.npy", False, (),
                             enc.fingerprint, 8, 0)
-    assert fs.seconds > 0 and logged == []
+    assert 0 < fs.seconds <= elapsed and logged == []
     np.testing.assert_allclose(fs.features, _expected_features(prep, 8), atol=1e-5)
     assert [c[0] for c in probe.calls] == [20, 20]  # 20 crops per call: 2 images
     np.testing.assert_array_equal(np.load(fs.path), fs.features)
@@ -1284,6 +1288,26 @@ def test_encode_dataset_defaults_and_reference_rows(kadid_prepared):
     assert (side["key_parts"]["kind"], side["shape"]) == ("ref", [4, 5, 8])
 
 
+def test_encode_dataset_applies_the_datasets_short_side_resize(tmp_path):
+    from shamisa_core.evaluation.prepared import prepare_dataset
+
+    names = [f"{i}.jpg" for i in range(10)]
+    pd.DataFrame({"Image name": names, "MOS": np.linspace(10, 90, 10)}).to_excel(
+        tmp_path / "MOS and Image attribute scores.xlsx", index=False)
+    (tmp_path / "TestImage").mkdir()
+    for i, n in enumerate(names):
+        Image.fromarray(np.roll(_ramp(12, 16), i, axis=1)).save(tmp_path / "TestImage" / n,
+                                                                quality=95)
+    prep = prepare_dataset("spaq", tmp_path, tmp_path / "cache")
+    enc = _handle()
+    fs = C.encode_dataset(prep, enc, 8)
+    assert json.loads(fs.path.with_suffix(".json").read_text())["key_parts"][
+        "resize_short_side"] == 512
+    first = np.asarray(Image.open(prep.table["image"].iloc[0]).convert("RGB"))
+    resized = np.asarray(Image.fromarray(first).resize((683, 512), Image.Resampling.BICUBIC))
+    np.testing.assert_allclose(fs.features[0], _expected_row(resized, 8), atol=1e-5)
+
+
 def test_encode_dataset_sends_crops_to_the_requested_device(kadid_prepared):
     probe = Probe().eval()
     fs = C.encode_dataset(kadid_prepared, _handle(probe), 5, batch_size=10, device="meta")
@@ -1302,12 +1326,14 @@ def test_a_cache_file_of_the_wrong_shape_is_rebuilt_with_a_warning(kadid_prepare
             fs = C.encode_dataset(prep, enc, 7, log=logged.append)
         message = f"cache file {first.path} has shape {wrong.shape} for 4 rows; rebuilding it"
         assert [str(r.message) for r in rec] == [message] and logged == [message]
+        assert rec[0].filename == __file__  # attributed to the caller of encode_dataset
         assert not fs.cache_hit and fs.features.shape == (4, 5, 8)
         np.testing.assert_array_equal(np.load(first.path), first.features)
     first.path.write_bytes(b"\x93NUMPY garbage")
     logged = []
-    with pytest.warns(UserWarning, match="unreadable cache file"):
+    with pytest.warns(UserWarning, match="unreadable cache file") as rec:
         fs = C.encode_dataset(prep, enc, 7, log=logged.append)
+    assert rec[0].filename == __file__
     assert len(logged) == 1 and logged[0].startswith(f"unreadable cache file {first.path} (")
     assert logged[0].endswith("); rebuilding it") and not fs.cache_hit
 
@@ -1323,16 +1349,27 @@ def test_failed_rows_of_a_hit_are_retried_and_stored_once_repaired(kadid_prepare
     np.save(first.path, stored)
     assert C.encode_dataset(prep, enc, 9, compute=False) is None  # a hit with holes, no compute
     n_calls = len(probe.calls)
+    t0 = time.perf_counter()
     fs = C.encode_dataset(prep, enc, 9)
+    elapsed = time.perf_counter() - t0
     assert [c[0] for c in probe.calls[n_calls:]] == [20]  # only the two failed rows
-    assert (fs.cache_hit, fs.retried, fs.failed, fs.key, fs.path, fs.crop_size) == (
-        True, 2, (), first.key, first.path, 9)
-    assert fs.seconds > 0
+    assert (fs.cache_hit, fs.retried, fs.failed, fs.key, fs.path, fs.crop_size,
+            fs.encoder_fingerprint) == (True, 2, (), first.key, first.path, 9, enc.fingerprint)
+    assert 0 < fs.seconds <= elapsed
     np.testing.assert_allclose(fs.features, first.features, atol=1e-6)
     np.testing.assert_array_equal(np.load(first.path), fs.features)
     assert json.loads(side_path.read_text()) == {
         "dataset": "kadid10k", "encoder_role": "trained", "key_parts": _expected_parts(prep, enc, 9),
         "shape": [4, 5, 8], "failed": []}
+    # the same for reference rows: the retry encodes the references again, not the images
+    ref = C.encode_dataset(prep, enc, 9, kind="ref")
+    holed = ref.features.copy()
+    holed[[1, 3]] = np.nan
+    np.save(ref.path, holed)
+    again = C.encode_dataset(prep, enc, 9, kind="ref")
+    assert (again.cache_hit, again.retried, again.failed) == (True, 2, ())
+    np.testing.assert_allclose(again.features, _expected_features(prep, 9, "reference_image"),
+                               atol=1e-5)
 
 
 def test_rows_that_still_fail_stay_nan_and_are_not_rewritten(tmp_path):
@@ -1358,6 +1395,18 @@ def test_rows_that_still_fail_stay_nan_and_are_not_rewritten(tmp_path):
     np.testing.assert_array_equal(np.delete(again.features, row, 0),
                                   np.delete(first.features, row, 0))
     assert (first.path.stat().st_mtime_ns, first.path.with_suffix(".json").read_text()) == before
+    # one row repaired, one still failing: the repair is stored with the remaining failure
+    good = (row + 1) % 4
+    holed = first.features.copy()
+    holed[good] = np.nan
+    np.save(first.path, holed)
+    fixed = C.encode_dataset(prep, enc, 8)
+    assert (fixed.cache_hit, fixed.retried, fixed.failed) == (True, 2, first.failed)
+    np.testing.assert_array_equal(np.load(first.path)[good], first.features[good])
+    assert json.loads(first.path.with_suffix(".json").read_text()) == {
+        "dataset": "kadid10k", "encoder_role": "trained",
+        "key_parts": _expected_parts(prep, enc, 8), "shape": [4, 5, 8],
+        "failed": [list(first.failed[0])]}
 
 
 # ==============================================================================================
@@ -1559,6 +1608,7 @@ def test_an_unreadable_splits_file_is_rebuilt_with_a_warning(tmp_path):
         again = P.prepare_dataset("kadid10k", data, tmp_path / "c", proxy_base=tmp_path)
     assert [str(r.message) for r in rec] == [
         f"unreadable splits file {prep.splits_path} ({kind}: {text}); rebuilding it"]
+    assert rec[0].filename == __file__  # attributed to the caller of prepare_dataset
     assert again.splits.version == prep.splits.version
     with warnings.catch_warnings():
         warnings.simplefilter("error")
