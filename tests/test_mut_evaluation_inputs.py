@@ -1471,6 +1471,23 @@ def test_load_proxy_reads_the_kadid_layout_with_named_types(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["dmos.csv", "images", "proxy_spec.json"]
 
 
+def test_ensure_proxy_keeps_a_folder_built_for_the_same_spec(tmp_path):
+    from shamisa_core.evaluation.proxy import PROXY_PHOTOS
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "dmos.csv").write_text("dist_img,ref_img,dmos\n")
+    (folder / "proxy_spec.json").write_text(json.dumps(
+        {"n_refs": 2, "types": ["gaublur"], "levels": [1.0, 3.0], "seed": 5,
+         "photos": list(PROXY_PHOTOS[:2])}, sort_keys=True))
+    (folder / "images").write_text("a file where the images go: any rebuild fails at once")
+    assert P.ensure_proxy(str(folder), TINY_PROXY) == folder
+    assert P.ensure_proxy(str(folder), None) == folder
+    assert (folder / "dmos.csv").read_text() == "dist_img,ref_img,dmos\n"  # untouched
+    with pytest.raises(OSError):  # another spec is built, here into the blocked folder
+        P.ensure_proxy(folder, ProxySpec(n_refs=1, types=("gaublur",), levels=(1.0,)))
+
+
 def test_load_named_dataset_errors(tmp_path):
     from shamisa_core.evaluation.roots import DATASET_NAMES
 
