@@ -1072,3 +1072,264 @@ def test_regressor_save_load_round_trip_and_file_content(tmp_path):
     with pytest.raises(ValueError) as err:
         Regressor.load(tmp_path / "other.npz")
     assert str(err.value) == f"{tmp_path / 'other.npz'} is not a shamisa-regressor/1 file"
+
+
+def test_ridge_path_computes_in_float64_whatever_the_label_dtype():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(30, 3))
+    y16 = (x @ [0.3, 0.2, 0.1] + 100.0).astype(np.float16)
+    path = fit_ridge_path(x.astype(np.float32), y16)
+    sk = Ridge(alpha=0.5).fit(x.astype(np.float32).astype(np.float64), y16.astype(np.float64))
+    np.testing.assert_allclose(path.coef([0.5])[:, 0], sk.coef_, atol=1e-10)
+    assert path.intercept([0.5])[0] == pytest.approx(sk.intercept_, abs=1e-9)
+    assert path.x_mean.dtype == np.float64 and path.basis.dtype == np.float64
+
+
+# ----------------------------------------------------------------------------------------------
+# proxy
+
+
+def test_proxy_center_crop_resize_three_cases():
+    from PIL import Image
+
+    from shamisa_core.evaluation.proxy import PROXY_SIZE, center_crop_resize
+
+    assert PROXY_SIZE == (512, 384)
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (30, 50, 3), dtype=np.uint8)   # upscaled to cover 40x40
+    scale = max(40 / 50, 40 / 30)
+    up = np.asarray(Image.fromarray(small).resize((round(50 * scale), round(30 * scale)),
+                                                  Image.BICUBIC))
+    y0, x0 = (up.shape[0] - 40) // 2, (up.shape[1] - 40) // 2
+    np.testing.assert_array_equal(center_crop_resize(small, (40, 40)),
+                                  up[y0:y0 + 40, x0:x0 + 40])
+    big = rng.integers(0, 255, (90, 100, 3), dtype=np.uint8)   # > 2x in both: downscaled
+    down = np.asarray(Image.fromarray(big).resize((44, 40), Image.BICUBIC))
+    np.testing.assert_array_equal(center_crop_resize(big, (20, 40)), down[:, 12:32])
+    mid = rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)    # only cropped
+    out = center_crop_resize(mid, (40, 30))
+    np.testing.assert_array_equal(out, mid[10:40, 15:55])
+    assert out.flags.c_contiguous
+    wide = rng.integers(0, 255, (70, 300, 3), dtype=np.uint8)  # 2x in one side only: cropped
+    np.testing.assert_array_equal(center_crop_resize(wide, (100, 40)), wide[15:55, 100:200])
+    tall = rng.integers(0, 255, (300, 50, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(center_crop_resize(tall, (30, 100)), tall[100:200, 10:40])
+    photo = rng.integers(0, 255, (400, 600, 3), dtype=np.uint8)
+    assert center_crop_resize(photo).shape == (384, 512, 3)
+
+
+def test_proxy_pseudo_mos_by_hand():
+    from shamisa_core.evaluation.proxy import METRICS, pseudo_mos
+
+    assert METRICS == (("ssim", True), ("gmsd", False), ("haarpsi", True), ("mdsi", False))
+    raw = np.array([[0.9, 0.1, 0.8, 0.2],
+                    [0.5, 0.3, 0.6, 0.4],
+                    [0.7, 0.2, 0.7, 0.3],
+                    [0.6, 0.2, 0.9, 0.2]])
+    oriented = raw * [1, -1, 1, -1]
+    z = (oriented - oriented.mean(axis=0)) / oriented.std(axis=0)
+    s = z.mean(axis=1)
+    want = 1 + 4 * (s - s.min()) / (s.max() - s.min())
+    got = pseudo_mos(raw)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    assert got.min() == 1.0 and got.max() == 5.0
+    const = raw.copy()
+    const[:, 1] = 0.25  # a metric that does not vary adds nothing (z = 0), no division by 0
+    oriented = const * [1, -1, 1, -1]
+    z = (oriented - oriented.mean(axis=0)) / np.where(oriented.std(axis=0) > 0,
+                                                      oriented.std(axis=0), 1.0)
+    s = z.mean(axis=1)
+    np.testing.assert_allclose(pseudo_mos(const), 1 + 4 * (s - s.min()) / (s.max() - s.min()),
+                               atol=1e-12)
+    small = raw * 1e-3  # spreads far below 1 are still standardised
+    np.testing.assert_allclose(pseudo_mos(small), want, atol=1e-9)
+    flat = pseudo_mos(np.tile(raw[:1], (3, 1)))
+    np.testing.assert_allclose(flat, [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("side", [64, 384])
+def test_proxy_pseudo_mos_metrics_equal_piq(side):
+    import piq
+    import torch
+
+    from shamisa_core.evaluation.proxy import pseudo_mos_metrics
+
+    rng = np.random.default_rng(side)
+    yy, xx = np.mgrid[0:side, 0:side]
+    ref = np.stack([(np.sin(xx / 7.0) * 100 + 120), (np.cos(yy / 5.0) * 90 + 120),
+                    ((xx + yy) % 200 + 20.0)], axis=-1).astype(np.uint8)
+    d1 = np.clip(ref + rng.normal(0, 20, ref.shape), 0, 255).astype(np.uint8)
+    d2 = (ref // 2 + 40).astype(np.uint8)
+    got = pseudo_mos_metrics(ref, [d1, d2])
+    assert got.shape == (2, 4) and got.dtype == np.float64
+    r = torch.from_numpy(ref.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    d = torch.from_numpy(np.stack([d1, d2]).astype(np.float32) / 255).permute(0, 3, 1, 2)
+    if side == 384:  # round(384 / 256) = 2: both downscaled by 2
+        r = torch.nn.functional.avg_pool2d(r, 2)
+        d = torch.nn.functional.avg_pool2d(d, 2)
+    r = r.expand(2, -1, -1, -1)
+    for j, fn in enumerate((piq.ssim, piq.gmsd, piq.haarpsi, piq.mdsi)):
+        want = fn(d, r, data_range=1.0, reduction="none").double().numpy()
+        np.testing.assert_allclose(got[:, j], want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def tiny_proxy(tmp_path_factory):
+    from shamisa_core.evaluation.proxy import ProxySpec, build_proxy
+
+    out = tmp_path_factory.mktemp("proxy")
+    spec = ProxySpec(n_refs=1, types=("whitenoise",), levels=(0.0, 4.0), seed=3)
+    return out, spec, build_proxy(out, spec)
+
+
+def test_proxy_build_writes_the_kadid_layout_and_its_labels(tiny_proxy):
+    from PIL import Image
+
+    from shamisa_core.evaluation.proxy import (
+        ProxySpec,
+        build_proxy,
+        center_crop_resize,
+        pseudo_mos,
+        pseudo_mos_metrics,
+    )
+    from shamisa_core.pristine import PROXY_PHOTOS, embedded_photos
+
+    out, spec, csv = tiny_proxy
+    assert csv == out / "dmos.csv"
+    df = pd.read_csv(csv)
+    assert list(df.columns) == ["dist_img", "ref_img", "dmos", "type", "level", "fr_ssim",
+                                "fr_gmsd", "fr_haarpsi", "fr_mdsi"]
+    assert df["dist_img"].tolist() == ["I01_01_01.png", "I01_01_02.png"]
+    assert df["ref_img"].tolist() == ["I01.png", "I01.png"]
+    assert df["type"].tolist() == ["whitenoise"] * 2 and df["level"].tolist() == [1, 2]
+    ref = np.asarray(Image.open(out / "images" / "I01.png"))
+    photo = embedded_photos("proxy")[0][1]
+    np.testing.assert_array_equal(ref, center_crop_resize(photo))
+    dists = [np.asarray(Image.open(out / "images" / n)) for n in df["dist_img"]]
+    assert all(d.shape == (384, 512, 3) and d.dtype == np.uint8 for d in dists)
+    assert not np.array_equal(dists[0], dists[1])
+    raw = pseudo_mos_metrics(ref, dists)
+    np.testing.assert_allclose(df[["fr_ssim", "fr_gmsd", "fr_haarpsi", "fr_mdsi"]].to_numpy(),
+                               raw, rtol=1e-9)
+    np.testing.assert_allclose(df["dmos"], np.round(pseudo_mos(raw), 6), atol=1e-9)
+    assert json.loads((out / "proxy_spec.json").read_text()) == {
+        "n_refs": 1, "types": ["whitenoise"], "levels": [0.0, 4.0], "seed": 3,
+        "photos": [PROXY_PHOTOS[0]]}
+    assert (out / "proxy_spec.json").read_text() == json.dumps(
+        {"n_refs": 1, "types": ["whitenoise"], "levels": [0.0, 4.0], "seed": 3,
+         "photos": [PROXY_PHOTOS[0]]}, sort_keys=True)
+    stamp = csv.stat().st_mtime_ns
+    assert build_proxy(out, spec) == csv and csv.stat().st_mtime_ns == stamp
+    assert ProxySpec().n_refs == len(PROXY_PHOTOS) and ProxySpec().seed == 27
+    assert ProxySpec().levels == (0.0, 1.0, 2.0, 3.0, 4.0)
+    with pytest.raises(ValueError) as err:
+        build_proxy(out / "more", ProxySpec(n_refs=len(PROXY_PHOTOS) + 1))
+    assert str(err.value) == (f"only {len(PROXY_PHOTOS)} packaged photos, asked for "
+                              f"{len(PROXY_PHOTOS) + 1} references")
+
+
+# ----------------------------------------------------------------------------------------------
+# encoders
+
+
+def test_encoders_handle_properties_and_summary():
+    import torch
+
+    from shamisa_core.evaluation.encoders import EncoderHandle, training_seed
+
+    module = torch.nn.Identity()
+    meta = {"eval_crop": "48", "patch_size": 32, "model_config": {"arch": "resnet18",
+                                                                  "init": "imagenet"},
+            "step": 7, "config": {"profile": "cpu-small", "train": {"seed": 11}},
+            "corpus_hash": "c0ffee", "git_commit": "abc123", "health": {"ok": True}}
+    h = EncoderHandle(role="trained", module=module, meta=meta, fingerprint="f" * 16,
+                      source="src", path=Path_("/m/encoder.pt"), seed=3, label="lbl")
+    assert (h.patch_size, h.init, h.inference_tag, h.health) == (48, "imagenet", "",
+                                                                  {"ok": True})
+    assert h.to_json() == {"role": "trained", "label": "lbl", "source": "src",
+                           "fingerprint": "f" * 16, "path": "/m/encoder.pt", "arch": "resnet18",
+                           "init": "imagenet", "patch_size": 48, "step": 7, "seed": 3,
+                           "profile": "cpu-small", "corpus_hash": "c0ffee",
+                           "git_commit": "abc123", "inference_tag": "", "health": {"ok": True}}
+    module.inference_tag = "bf16"
+    bare = EncoderHandle(role="init_twin", module=module, meta={"patch_size": 32, "health": 1},
+                         fingerprint="g", source="s")
+    assert (bare.patch_size, bare.init, bare.inference_tag, bare.health) == (32, None, "bf16",
+                                                                             None)
+    assert (bare.path, bare.seed, bare.label) == (None, None, "")
+    js = bare.to_json()
+    assert (js["label"], js["path"], js["arch"], js["profile"], js["step"]) == (
+        "init_twin", None, None, None, None)
+    assert EncoderHandle(role="r", module=module, meta={}, fingerprint="", source="").patch_size \
+        is None
+    assert training_seed(meta, 5) == 11
+    assert training_seed({"config": {"train": {"seed": "4"}}}, 5) == 4
+    assert training_seed({"config": {"train": {}}}, 5) == 5
+    assert training_seed({"config": {"train": [1]}}, 6) == 6
+    assert training_seed({"config": None}, 8) == 8 and training_seed({}, 9) == 9
+
+
+@pytest.fixture(scope="module")
+def trained_encoder(tmp_path_factory):
+    from _eval_helpers import make_encoder
+
+    folder = tmp_path_factory.mktemp("enc")
+    return make_encoder(folder / "encoder.pt", seed=1, patch_size=40,
+                        extra={"corpus_hash": "h1"})
+
+
+def test_encoders_load_trained_and_build_seeded_twins(trained_encoder):
+    import torch
+
+    from shamisa_core.evaluation.cache import encoder_fingerprint
+    from shamisa_core.evaluation.encoders import (
+        INIT_TWIN,
+        RANDOM_TWIN,
+        TWIN_ROLES,
+        init_twin,
+        load_trained,
+        make_twins,
+        random_twin,
+        untrained_twin,
+    )
+    from shamisa_core.models import ModelConfig, build_backbone
+    from shamisa_core.training.checkpoint import Encoder
+
+    assert TWIN_ROLES == ("init_twin", "random_twin")
+    h = load_trained(trained_encoder.parent)
+    assert (h.role, h.label, h.source) == ("trained", "trained", str(trained_encoder.parent))
+    assert h.path == trained_encoder.resolve() and h.patch_size == 40 and h.init == "random"
+    assert h.fingerprint == encoder_fingerprint(h.module)
+    assert next(h.module.parameters()).device.type == "cpu"
+    assert h.to_json()["corpus_hash"] == "h1"
+    state = torch.random.get_rng_state()
+    twin = random_twin(h, 5)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is untouched
+    cfg = dataclasses.replace(ModelConfig(**h.meta["model_config"]), init="random",
+                              weights_path=None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        want = Encoder(build_backbone(cfg).eval(), h.module.options)
+    assert twin.fingerprint == encoder_fingerprint(want) == encoder_fingerprint(twin.module)
+    assert twin.fingerprint != h.fingerprint
+    assert (twin.role, twin.seed, twin.label) == (RANDOM_TWIN, 5, "random twin (= init twin)")
+    assert twin.source == "random-twin(resnet18, init=random, seed=5)"
+    assert twin.path is None and twin.inference_tag == h.inference_tag
+    assert not twin.module.training
+    assert not any(p.requires_grad for p in twin.module.parameters())
+    assert set(twin.meta) == {"model_config", "patch_size", "arch", "feature_dim", "format"}
+    assert twin.meta["model_config"] == dataclasses.asdict(cfg)
+    assert (twin.meta["patch_size"], twin.meta["arch"]) == (40, "resnet18")
+    it = init_twin(h, 5)
+    assert (it.role, it.label, it.seed) == (INIT_TWIN, "init twin (random)", 5)
+    assert it.source == "init-twin(resnet18, init=random, seed=5)"
+    assert it.fingerprint == twin.fingerprint  # random-init: the same network
+    twins = make_twins(h, 5)
+    assert [t.role for t in twins] == [RANDOM_TWIN] and twins[0].fingerprint == twin.fingerprint
+    legacy = untrained_twin(h, 5)
+    assert legacy.role == RANDOM_TWIN and legacy.fingerprint == twin.fingerprint
+    # an ImageNet-init encoder gets both twins, init first, labelled by their init
+    fake = dataclasses.replace(h, meta={**h.meta, "model_config": {
+        **h.meta["model_config"], "init": "imagenet", "weights_path": "/gone/weights.pth"}})
+    fake_twin = random_twin(fake, 5)
+    assert fake_twin.label == "random twin" and fake_twin.fingerprint == twin.fingerprint
