@@ -689,6 +689,8 @@ def test_metrics_degenerate_inputs_give_nan_and_mismatches_name_counts():
     assert np.isnan(krcc([1.0], [1.0])) and np.isnan(krcc([1, 1, 1], [1, 2, 3]))
     assert np.isnan(krcc([1, 2, 3], [2, 2, 2]))
     assert krcc([1.0, 2.0], [3.0, 5.0]) == 1.0 and krcc([1.0, 2.0], [5.0, 3.0]) == -1.0
+    assert krcc([1.0, 2.0, 3.0], [0.0, 0.5, 1.0]) == 1.0  # spans of exactly 1 are not constant
+    assert krcc([0.0, 0.5, 1.0], [3.0, 2.0, 1.0]) == -1.0
     assert plcc_raw([1.0, 2.0], [3.0, 5.0]) == pytest.approx(1.0)
     assert np.isnan(rmse([], []))
     for fn in (plcc_raw, rmse, compute_metrics):
@@ -1061,7 +1063,9 @@ def test_regressor_save_load_round_trip_and_file_content(tmp_path):
     reg = Regressor(coef=np.array([0.25, -1.5, 3.0]), intercept=-0.75, alpha=0.03,
                     crop_size=128, lower_is_better=True, score_range=(0.0, 9.0),
                     datasets=("live", "csiq"), extra={"n_images": 7, "when": "now"})
-    path = reg.save(tmp_path / "sub" / "regressor.npz")
+    first = Regressor(coef=np.zeros(3), intercept=0.0, alpha=1.0, crop_size=8)
+    first.save(tmp_path / "sub" / "regressor.npz")
+    path = reg.save(tmp_path / "sub" / "regressor.npz")  # replaces the file in its folder
     assert path == tmp_path / "sub" / "regressor.npz"
     with np.load(path, allow_pickle=False) as z:
         assert sorted(z.files) == sorted(["format", "coef", "intercept", "alpha", "crop_size",
