@@ -521,7 +521,7 @@ def test_protocol_aggregate_means_per_kind():
 # ridge
 
 
-@pytest.mark.parametrize("n", [3, 12])
+@pytest.mark.parametrize("n", [3, 5, 12])
 def test_ridge_path_equals_sklearn_for_every_alpha(n):
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, 5)) + 3.0
@@ -532,6 +532,11 @@ def test_ridge_path_equals_sklearn_for_every_alpha(n):
     assert path.dim == 5 and path.y_mean == pytest.approx(y.mean())
     np.testing.assert_allclose(path.x_mean, x0.mean(axis=0))
     assert path.eigenvalues.min() >= 0
+    gram = path.basis.T @ path.basis
+    if n >= 5:  # n >= d: eigenvectors of Xc^T Xc (orthonormal); else Xc^T U (norms^2 = lam)
+        np.testing.assert_allclose(gram, np.eye(5), atol=1e-9)
+    else:
+        np.testing.assert_allclose(gram, np.diag(path.eigenvalues), atol=1e-9)
     alphas = [0.01, 1.0, 50.0]
     xt = rng.normal(size=(4, 5))
     coef = path.coef(alphas)
