@@ -1262,6 +1262,10 @@ def test_encode_dataset_writes_the_features_and_a_complete_sidecar(kadid_prepare
     side = json.loads(fs.path.with_suffix(".json").read_text())
     assert side == {"dataset": "kadid10k", "encoder_role": "init", "key_parts": parts,
                     "shape": [4, 5, 8], "failed": [], "seconds": round(fs.seconds, 3)}
+    assert fs.to_json() == {"key": key, "path": str(fs.path), "cache_hit": False, "n_failed": 0,
+                            "failed": [], "retried_failed_rows": 0,
+                            "encoder_fingerprint": enc.fingerprint, "crop_size": 8,
+                            "shape": [4, 5, 8], "seconds": round(fs.seconds, 3)}
     hit = C.encode_dataset(prep, enc, 8, log=logged.append)
     assert (hit.key, hit.path, hit.cache_hit, hit.failed, hit.seconds, hit.retried,
             hit.crop_size, hit.encoder_fingerprint) == (key, fs.path, True, (), 0.0, 0, 8,
