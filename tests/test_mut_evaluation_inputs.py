@@ -96,6 +96,16 @@ def test_make_table_authentic_rows_are_their_own_reference(tmp_path):
     assert got["level"].dtype == np.int64 and got["score"].dtype == np.float64
 
 
+def test_make_table_columns_keep_their_types_for_any_input(tmp_path):
+    empty = base.make_table(tmp_path, [], [])
+    assert list(empty.columns) == COLUMNS and len(empty) == 0
+    assert (empty["level"].dtype, empty["score"].dtype) == (np.int64, np.float64)
+    small = base.make_table(tmp_path, ["a"], np.array([3], dtype=np.int32),
+                            references=["r"], reference_names=["r.png"],
+                            distortion_types=["t"], levels=np.array([2], dtype=np.int32))
+    assert (small["level"].dtype, small["score"].dtype) == (np.int64, np.float64)
+
+
 def test_make_table_resolves_case_only_when_asked(tmp_path):
     _img(tmp_path / "Dist" / "A.PNG")
     _img(tmp_path / "REF.bmp")
@@ -307,8 +317,10 @@ def test_read_collection_list_strips_the_dataset_folder(tmp_path):
     with pytest.raises(DatasetError, match="path 'a.bmp' has no dataset folder"):
         base.read_collection_list(path)
     path.write_text("dis_img_path,ref_img_path,score\nL/img1.bmp,L/a.bmp,x\n")
-    with pytest.raises(DatasetError, match="column 'score' row 0"):
+    with pytest.raises(DatasetError) as info:
         base.read_collection_list(path)
+    assert _msg(info) == (f"malformed annotation file {path}: column 'score' row 0 has "
+                          "non-numeric score 'x' (1 bad row(s))")
     path.write_text("dis_img_path,score\nL/img1.bmp,1\n")
     with pytest.raises(DatasetError, match=re.escape("missing column(s) ['ref_img_path']")):
         base.read_collection_list(path)
