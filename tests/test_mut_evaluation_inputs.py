@@ -624,8 +624,10 @@ def test_kadid10k_numbered_and_named_types(tmp_path):
     assert _msg(info) == (f"malformed annotation file {tmp_path / 'dmos.csv'}: KADID-10k image "
                           "name 'I02_40_03.png' has unknown distortion type 40")
     (tmp_path / "dmos.csv").write_text("dist_img,ref_img,dmos\nI02_01_03.png,I02.png,x\n")
-    with pytest.raises(DatasetError, match="column 'dmos' row 0 has non-numeric score 'x'"):
+    with pytest.raises(DatasetError) as info:
         kadid10k.read(tmp_path)
+    assert _msg(info) == (f"malformed annotation file {tmp_path / 'dmos.csv'}: column 'dmos' "
+                          "row 0 has non-numeric score 'x' (1 bad row(s))")
     (tmp_path / "dmos.csv").unlink()
     with pytest.raises(DatasetError) as info:
         kadid10k.read(tmp_path)
@@ -640,12 +642,20 @@ def test_koniq10k_table(tmp_path):
         "image_name,c1,MOS\n a.jpg ,1,3.25\nb.jpg,2,4\n")
     _same(koniq10k.read(tmp_path), _authentic(tmp_path, ["1024x768/a.jpg", "1024x768/b.jpg"],
                                                [3.25, 4.0]))
-    (tmp_path / "koniq10k_scores_and_distributions.csv").write_text("image_name,MOS\na.jpg,?\n")
-    with pytest.raises(DatasetError, match="column 'MOS' row 0 has non-numeric score '\\?'"):
+    scores_file = tmp_path / "koniq10k_scores_and_distributions.csv"
+    scores_file.write_text("image_name,MOS\na.jpg,?\n")
+    with pytest.raises(DatasetError) as info:
         koniq10k.read(tmp_path)
+    assert _msg(info) == (f"malformed annotation file {scores_file}: column 'MOS' row 0 has "
+                          "non-numeric score '?' (1 bad row(s))")
     (tmp_path / "koniq10k_scores_and_distributions.csv").write_text("image_name,mos\na.jpg,1\n")
     with pytest.raises(DatasetError, match=re.escape("missing column(s) ['MOS']")):
         koniq10k.read(tmp_path)
+    scores_file.unlink()
+    with pytest.raises(DatasetError) as info:
+        koniq10k.read(tmp_path)
+    assert _msg(info) == (f"missing annotation file {scores_file}: expected CSV with columns "
+                          "image_name and MOS")
 
 
 def _clive_files(root: Path, names: list[str], mos) -> None:
@@ -797,8 +807,15 @@ def test_flive_bad_columns_and_values_are_named(tmp_path):
     assert _msg(info) == (f"malformed annotation file {path}: needs one of the columns "
                           "['mos', 'mos_image']; found ['name', 'score']")
     pd.DataFrame({"name": ["a.jpg"], "mos_image": ["x"]}).to_csv(path, index=False)
-    with pytest.raises(DatasetError, match="column 'mos_image' row 0 has non-numeric score 'x'"):
+    with pytest.raises(DatasetError) as info:
         flive.read(tmp_path)
+    assert _msg(info) == (f"malformed annotation file {path}: column 'mos_image' row 0 has "
+                          "non-numeric score 'x' (1 bad row(s))")
+    pd.DataFrame({"name": ["a.jpg"], "mos": [1], "set": ["holdout"]}).to_csv(path, index=False)
+    with pytest.raises(DatasetError) as info:
+        flive.read(tmp_path)
+    assert _msg(info) == (f"malformed annotation file {path}: column 'set' has values "
+                          "['holdout'], expected train/val/test")
     path.unlink()
     with pytest.raises(DatasetError) as info:
         flive.read(tmp_path)
