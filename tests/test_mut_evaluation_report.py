@@ -575,3 +575,85 @@ def test_make_pictures_needs_eight_images_for_a_tsne(tmp_path, n, drawn):
     assert ("tsne_live" in make_pictures(result, tmp_path / "p", {"live": table})) is drawn
     assert make_pictures({"live": {"features": {"path": str(tmp_path / "absent.npy")}}}, tmp_path / "q",
                          {"live": table}) == {}
+
+
+# ----------------------------------------------------------------------------------------------
+# mlflow_eval.log_evaluation with registration, tables and pictures
+
+
+def _artifact_json(uri: str, run_id: str, path: str, dst: Path) -> object:
+    import mlflow
+
+    return json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=uri)).read_text())
+
+
+def test_log_evaluation_registers_with_tables_pictures_and_the_decision(evaluated, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from _eval_helpers import fresh_mlflow_dir
+    from shamisa_core.evaluation.mlflow_eval import evaluation_metrics, log_evaluation
+    from shamisa_core.evaluation.report import cross_frame
+    from shamisa_core.serving.registry import version_tags
+    from shamisa_core.tracking import IQA_MODEL_NAME
+
+    result = evaluated["result"]
+    absent = tmp_path / "absent.pt"
+    with pytest.raises(FileNotFoundError) as err:
+        log_evaluation(result, mlflow_dir=fresh_mlflow_dir(tmp_path / "m0"), encoder_path=absent)
+    assert str(err.value) == (f"cannot register: encoder {absent} or regressor "
+                              f"{result['kadid10k']['regressor']} missing")
+    with pytest.raises(FileNotFoundError, match=f"regressor {re.escape(str(absent))} missing$"):
+        log_evaluation(result, mlflow_dir=fresh_mlflow_dir(tmp_path / "m1"), regressor_path=absent)
+
+    pic = tmp_path / "scatter_kadid10k.png"
+    pic.write_bytes(b"\x89PNG\r\n\x1a\n")
+    log = log_evaluation(result, mlflow_dir=fresh_mlflow_dir(tmp_path / "m"), pictures={"scatter": pic})
+    client = MlflowClient(log.tracking_uri, log.tracking_uri)
+    assert (log.model_version, log.model_uri, log.kind) == ("1", f"models:/{IQA_MODEL_NAME}/1", "evaluation")
+    assert log.decision.moved and log.metrics == evaluation_metrics(result)
+    parent = client.get_run(log.parent_run_id)
+    assert parent.info.run_name == f"evaluation-{result['meta']['encoder']['fingerprint'][:8]}"
+    tags = parent.data.tags
+    assert (tags["shamisa.model_version"], tags["shamisa.champion_moved"]) == ("1", "true")
+    assert tags["shamisa.champion_reason"] == log.decision.reason
+    assert tags["shamisa.datasets"] == "kadid10k,proxy"
+    assert parent.data.metrics["champion_moved"] == 1.0
+    assert parent.data.params["primary_dataset"] == "kadid10k" and parent.data.params["twin_seed"] == str(SEED)
+    assert parent.data.params["proxy_spec"] == str(result["meta"]["proxy_spec"])
+    assert parent.data.params["n_alphas"] == "3" and parent.data.params["twins"] == "random_twin"
+    arts = {a.path for a in client.list_artifacts(log.parent_run_id)}
+    assert arts == {"evaluation.json", "evaluation_table.json", "cross_dataset_table.json",
+                    "champion_decision.json", "pictures"}
+    assert [a.path for a in client.list_artifacts(log.parent_run_id, "pictures")] == ["pictures/scatter_kadid10k.png"]
+    assert _artifact_json(log.tracking_uri, log.parent_run_id, "champion_decision.json",
+                          tmp_path / "a") == log.decision.to_json()
+    table = _artifact_json(log.tracking_uri, log.parent_run_id, "cross_dataset_table.json", tmp_path / "b")
+    frame = cross_frame(result)
+    assert table["columns"] == list(frame.columns)
+    assert [row[:2] for row in table["data"]] == [["kadid10k", "proxy"], ["proxy", "kadid10k"]]
+    version = client.get_model_version(IQA_MODEL_NAME, "1")
+    for key, value in version_tags(result, "kadid10k").items():
+        assert version.tags[key] == value, key
+    assert log.to_json()["decision"] == log.decision.to_json()
+    # the nested runs: one per dataset, the twin's values prefixed, the per-type table
+    assert set(log.dataset_run_ids) == {"kadid10k", "proxy"}
+    kid = client.get_run(log.dataset_run_ids["kadid10k"])
+    twin = result["twins"]["random_twin"]["kadid10k"]
+    assert kid.data.metrics["random_twin_srcc"] == pytest.approx(twin["srcc"])
+    assert kid.data.metrics["random_twin_alpha"] == pytest.approx(twin["alpha"])
+    assert kid.data.params["dataset_version"] == result["kadid10k"]["dataset_version"]
+    per_type = _artifact_json(log.tracking_uri, kid.info.run_id, "per_type.json", tmp_path / "c")
+    assert per_type["columns"][0] == "distortion_type"
+    assert sorted(r[0] for r in per_type["data"]) == sorted(result["kadid10k"]["per_type"])
+    logged = _artifact_json(log.tracking_uri, kid.info.run_id, "result.json", tmp_path / "d")
+    assert logged == json.loads(json.dumps(result["kadid10k"]))
+
+
+def test_refresh_without_a_champion_says_so(tmp_path):
+    from _eval_helpers import fresh_mlflow_dir
+    from shamisa_core.evaluation.mlflow_eval import refresh_champion
+
+    rec = refresh_champion({"proxy": None}, mlflow_dir=fresh_mlflow_dir(tmp_path / "m"), cache_dir=tmp_path)
+    assert (rec.version, rec.log, rec.result) == (None, None, None)
+    assert rec.reason == "no champion registered yet; nothing to refresh"
