@@ -39,7 +39,8 @@ def evaluated(tmp_path_factory, _one_thread):
     from shamisa_core.evaluation.stages import evaluate_encoder
 
     root = tmp_path_factory.mktemp("evaluated")
-    kadid = make_kadid_like(root / "kadid", n_refs=6, kinds=(1, 2), levels=(1, 3), size=(24, 24), seed=2)
+    kadid = make_kadid_like(root / "kadid", n_refs=6, kinds=(1, 2), levels=(1, 3), size=(24, 24), seed=2,
+                            drop=1)  # one listed image missing
     proxy = make_kadid_like(root / "proxy", n_refs=6, kinds=(1, 2), levels=(2,), size=(24, 24), seed=6,
                             proxy_columns=True)
     (proxy / "proxy_spec.json").write_text(json.dumps({"n_refs": 4, "types": ["gaublur", "whitenoise"]}))
@@ -135,7 +136,7 @@ def test_cross_and_fr_sections(evaluated):
             e = sec["cross"][src][tgt]
             assert (e["source"], e["target"], e["alpha_source"]) == (src, tgt, "source_standard_search")
             assert e["alpha"] == sec[src]["alpha"]
-            assert e["n_images"] == sec[tgt]["n_images"]
+            assert (e["n_images"], e["n_missing"]) == (sec[tgt]["n_images"], sec[tgt]["n_missing"])
         assert list(sec["fr"]) == ["kadid10k", "proxy"]  # both synthetic: reference images
         for name in ("kadid10k", "proxy"):
             fr = sec["fr"][name]
@@ -149,8 +150,9 @@ def test_progress_lines(evaluated):
     from shamisa_core.evaluation.report import fmt
 
     result, messages = evaluated["result"], evaluated["messages"]
-    for name, n in (("kadid10k", 24), ("proxy", 12)):
-        assert f"{name}: {n} images, 0 missing, version {result[name]['dataset_version']}" in messages
+    for name, n, missing in (("kadid10k", 23, 1), ("proxy", 12, 0)):
+        assert f"{name}: {n} images, {missing} missing, version {result[name]['dataset_version']}" in messages
+        assert (result[name]["n_images"], result[name]["n_missing"]) == (n, missing)
     for role, label, sec in (("trained", "trained", result),
                              ("random_twin", result["meta"]["twins"]["random_twin"]["label"],
                               result["twins"]["random_twin"])):
@@ -364,6 +366,9 @@ def test_stages_write_the_same_result_as_evaluate_encoder(evaluated, tmp_path):
     assert json.loads(paths["results"].read_text()) == json.loads(json.dumps(result))
     assert paths["table_text"].read_text() == format_table(result) + "\n"
     assert paths["table_md"].read_text() == markdown_table(summary_frame(result)) + "\n"
+    pictures = sr.pictures_stage(run, result)
+    assert set(pictures) == {"per_type_srcc", "scatter_kadid10k", "scatter_proxy", "tsne_kadid10k", "tsne_proxy"}
+    assert all(p.parent == run.file("pictures") and p.is_file() for p in pictures.values())
     # a cross file over other datasets is stale: left out of the assembled result
     stale = dict(cross, datasets=["kadid10k"])
     run.file("cross.json").write_text(json.dumps(stale))
