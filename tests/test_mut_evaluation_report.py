@@ -410,6 +410,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_per_type_bars_draw_each_encoder_per_type(tmp_path, figures):
+    from matplotlib.colors import to_rgba
+
     from shamisa_core.evaluation.pictures import per_type_bars
 
     result = {
@@ -435,8 +437,12 @@ def test_per_type_bars_draw_each_encoder_per_type(tmp_path, figures):
         np.testing.assert_allclose([b.get_x() + b.get_width() / 2 for b in trained], np.arange(len(types)))
         np.testing.assert_allclose([b.get_width() for b in twin], [width] * len(types))
         np.testing.assert_allclose([b.get_x() + b.get_width() / 2 for b in twin], np.arange(len(types)) + width)
-        (hline,) = ax.get_lines()
+        (hline,) = ax.get_lines()  # the zero line: thin, black
         assert list(hline.get_ydata()) == [0, 0]
+        assert (to_rgba(hline.get_color()), hline.get_linewidth()) == ((0, 0, 0, 1), 0.5)
+        assert all((t.get_rotation(), t.get_ha(), t.get_fontsize()) == (60, "right", 7)
+                   for t in ax.get_xticklabels())
+        assert all(t.get_fontsize() == 7 for t in ax.get_legend().get_texts())
     heights = [[b.get_height() for b in c] for c in axes[0].containers]
     np.testing.assert_allclose(heights, [[0.25, -0.1, 0.5], [0.1, np.nan, np.nan]])
     np.testing.assert_allclose([[b.get_height() for b in c] for c in axes[1].containers], [[0.9], [np.nan]])
@@ -470,6 +476,9 @@ def test_scatter_plots_prediction_against_truth(tmp_path, figures):
     np.testing.assert_allclose(ax.collections[0].get_offsets(), [[0.5, 1.0], [3.0, 4.0], [2.0, 2.5]])
     (diag,) = ax.get_lines()
     assert list(diag.get_xdata()) == [0.5, 4.0] and list(diag.get_ydata()) == [0.5, 4.0]
+    # the identity line is a thin grey dashed reference; the points are small and translucent
+    assert (diag.get_color(), diag.get_linewidth(), diag.get_linestyle()) == ("grey", 0.8, "--")
+    assert list(ax.collections[0].get_sizes()) == [8] and ax.collections[0].get_alpha() == 0.6
     scatter(result, "csiq", tmp_path / "c.png")
     ax = figures[1].axes[0]
     assert ax.get_title() == "csiq: split 0 test images"
@@ -501,11 +510,18 @@ def test_tsne_embeds_finite_rows_with_sklearn(tmp_path, figures):
     assert left.get_title() == "kadid10k: by distortion type" and right.get_title() == "kadid10k: by score"
     kinds = sorted(set(types[keep].tolist()))
     assert [t.get_text() for t in left.get_legend().get_texts()] == kinds
-    for coll, kind in zip(left.collections, kinds, strict=True):
+    import matplotlib
+
+    tab20 = matplotlib.colormaps["tab20"].resampled(len(kinds))
+    for i, (coll, kind) in enumerate(zip(left.collections, kinds, strict=True)):
         m = types[keep] == kind
+        np.testing.assert_allclose(coll.get_facecolor()[0], tab20(i))
+        assert list(coll.get_sizes()) == [6]
         np.testing.assert_allclose(coll.get_offsets(), emb[m], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(right.collections[0].get_offsets(), emb, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(right.collections[0].get_array(), scores[keep])
+    assert right.collections[0].get_cmap().name == "viridis" and list(right.collections[0].get_sizes()) == [6]
+    assert all(t.get_fontsize() == 5 for t in left.get_legend().get_texts())
     assert fig.axes[2].get_ylabel() == "score (higher = better)"  # the colour bar
     assert all(list(ax.get_xticks()) == [] and list(ax.get_yticks()) == [] for ax in (left, right))
 
