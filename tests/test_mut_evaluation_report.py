@@ -254,6 +254,18 @@ def test_standard_section_regressors_option(evaluated):
     lines: list[str] = []
     assert fr_section({"kadid10k": authentic}, feats_t, trained, CROP, ALPHAS, log=lines.append) == {}
     assert lines == ["[trained] fr kadid10k: skipped (no reference images)"]
+    # a damaged reference-feature cache is rebuilt, and fr_section passes its log along
+    from shamisa_core.evaluation.report import fmt
+
+    ref_path = Path(evaluated["result"]["fr"]["kadid10k"]["features"]["path"])
+    ref_path.write_bytes(b"not an npy file")
+    lines.clear()
+    with pytest.warns(UserWarning, match="rebuilding it"):
+        out = fr_section({"kadid10k": prep}, feats_t, trained, CROP, ALPHAS, log=lines.append)
+    assert lines[0].startswith(f"unreadable cache file {ref_path} (") and lines[0].endswith("; rebuilding it")
+    e = out["kadid10k"]
+    assert lines[1:] == [f"[trained] fr kadid10k: SRCC {fmt(e['srcc'])} PLCC {fmt(e['plcc'])}"]
+    assert e["srcc"] == evaluated["result"]["fr"]["kadid10k"]["srcc"]
 
 
 # ----------------------------------------------------------------------------------------------
