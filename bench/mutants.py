@@ -173,6 +173,38 @@ def all_mutant_names(pkg: str, work: Path) -> list[str]:
     return sorted(names)
 
 
+def drawn_sample(work: Path, seed: int, n: int, drawn: list[str], collect_only: bool) -> list[str]:
+    """The sample a run tests, kept in ``<work>/sample.json``.
+
+    A run records the names it drew. A later ``--collect-only`` (or ``--resume``) with the same
+    seed and size summarises the recorded names, not a new draw: mutmut regenerates the mutants
+    of a source file that changed between runs, which renames some of them and shifts a new
+    draw off the tested mutants (a seed-4 summary once counted 54 of its 80). A tree without
+    the record (older runs) is summarised by its tested mutants when there are exactly ``n``."""
+    path = work / "sample.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if old.get("seed") == seed and old.get("n") == n:
+        if collect_only or set(old["names"]) <= set(all_mutant_names(work.name, work)):
+            return old["names"]
+    if collect_only:
+        tested = tested_mutant_names(work.name, work)
+        if len(tested) == n and set(tested) != set(drawn):
+            print(f"note: no sample record in {work}; summarising its {n} tested mutants", file=sys.stderr)
+            return tested
+        return drawn
+    path.write_text(json.dumps({"seed": seed, "n": n, "names": drawn}, indent=1) + "\n")
+    return drawn
+
+
+def tested_mutant_names(pkg: str, work: Path) -> list[str]:
+    """The mutants of the package that mutmut has a result for."""
+    names = []
+    for meta in sorted((work / "mutants" / "shamisa_core" / pkg).rglob("*.meta")):
+        names.extend(k for k, v in json.loads(meta.read_text()).get("exit_code_by_key", {}).items()
+                     if v is not None)
+    return sorted(names)
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
     """95% Wilson score interval of a proportion k/n."""
     if n == 0:
@@ -392,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
 
         names = all_mutant_names(args.package, work)
         sample = sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
+        sample = drawn_sample(work, args.seed, args.sample, sample, args.collect_only)
     if not args.collect_only:
         if not prepared:
             prepare(args.package, work, args.resume)
