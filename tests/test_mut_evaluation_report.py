@@ -690,3 +690,28 @@ def test_refresh_without_a_champion_says_so(tmp_path):
     rec = refresh_champion({"proxy": None}, mlflow_dir=fresh_mlflow_dir(tmp_path / "m"), cache_dir=tmp_path)
     assert (rec.version, rec.log, rec.result) == (None, None, None)
     assert rec.reason == "no champion registered yet; nothing to refresh"
+
+
+def test_standard_section_names_the_images_that_failed(tmp_path):
+    from shamisa_core.evaluation.cache import encode_dataset
+    from shamisa_core.evaluation.encoders import load_trained
+    from shamisa_core.evaluation.prepared import prepare_dataset
+    from shamisa_core.evaluation.report import fmt, format_table
+    from shamisa_core.evaluation.stages import standard_section
+
+    data = make_kadid_like(tmp_path / "kadid", n_refs=6, kinds=(1,), levels=(1, 2, 3), size=(24, 24), seed=8)
+    bad = data / "images" / "I03_01_02.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # listed and present, but unreadable
+    prep = prepare_dataset("kadid10k", str(data), tmp_path / "cache", proxy_base=tmp_path)
+    enc = load_trained(make_encoder(tmp_path / "enc" / "encoder.pt", seed=4, patch_size=16))
+    fs = encode_dataset(prep, enc, CROP, log=lambda m: None)
+    assert fs.n_failed == 1
+    lines: list[str] = []
+    sec = standard_section({"kadid10k": prep}, {"kadid10k": fs}, enc, ALPHAS, regressors=False,
+                           log=lines.append)
+    e = sec["kadid10k"]
+    assert lines == [f"[trained] kadid10k: SRCC {fmt(e['srcc'])} PLCC {fmt(e['plcc'])} alpha {e['alpha']:.4g} "
+                     f"({fs.seconds:.1f}s features, 1 failed)"]
+    assert e["features"]["n_failed"] == 1 and e["features"]["failed"][0][0].endswith("I03_01_02.png")
+    table = format_table({"kadid10k": e})
+    assert "failed images (1; left out of every metric):" in table.split("\n")
