@@ -715,3 +715,27 @@ def test_standard_section_names_the_images_that_failed(tmp_path):
     assert e["features"]["n_failed"] == 1 and e["features"]["failed"][0][0].endswith("I03_01_02.png")
     table = format_table({"kadid10k": e})
     assert "failed images (1; left out of every metric):" in table.split("\n")
+
+
+def test_proxy_spec_and_base_choose_the_proxy_folder(evaluated, tmp_path):
+    """``proxy_spec`` and ``proxy_base`` reach the dataset preparation: the proxy is read from
+    ``proxy_dir(base, spec)``. Decoy proxies (the kadid-like folder, 23 images) sit where a
+    dropped spec or base would look, so nothing is built and a wrong folder shows at once."""
+    import shutil
+
+    from shamisa_core.evaluation.prepared import DEFAULT_PROXY_SPEC, default_proxy_base, proxy_dir
+    from shamisa_core.evaluation.proxy import ProxySpec
+    from shamisa_core.evaluation.stages import evaluate_encoder
+
+    spec = ProxySpec(n_refs=6, types=("gaublur", "whitenoise"), levels=(2.0,), seed=1)
+    base, cache = tmp_path / "base", tmp_path / "cache"
+    shutil.copytree(evaluated["proxy"], proxy_dir(base, spec))
+    for b in (base, default_proxy_base(cache)):
+        for s in (spec, DEFAULT_PROXY_SPEC):
+            if not proxy_dir(b, s).exists():
+                shutil.copytree(evaluated["kadid"], proxy_dir(b, s))
+    result = evaluate_encoder(evaluated["enc"], {"proxy": None}, twins=False, cache_dir=cache,
+                              crop_size=CROP, seed=SEED, alphas=ALPHAS, proxy_spec=spec, proxy_base=base)
+    assert result["meta"]["datasets"]["proxy"]["root"] == str(proxy_dir(base, spec))
+    assert result["proxy"]["n_images"] == 12
+    assert result["proxy"]["srcc"] == evaluated["result"]["proxy"]["srcc"]
