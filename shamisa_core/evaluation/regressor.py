@@ -92,7 +92,6 @@ class Regressor:
         """Write the ``.npz`` atomically: coef, intercept, alpha, crop size, orientation,
         score range, training dataset names (and a JSON ``meta`` blob)."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez(
             buf,
