@@ -91,8 +91,13 @@ def scatter(result: Mapping[str, Any], name: str, path: Path) -> Path | None:
 
 def tsne(features: np.ndarray, types: np.ndarray, scores: np.ndarray, title: str, path: Path,
          seed: int = 0) -> Path:
-    """t-SNE of per-image features (mean over crops), coloured by type and by score."""
+    """t-SNE of per-image features (mean over crops), coloured by type and by score.
+
+    The embedding runs on one thread: scikit-learn's Barnes-Hut gradient sums in OpenMP threads,
+    so the layout would depend on the core count, and on a busy 2-core machine the threads made
+    it ~20x slower (7 s against 0.35 s)."""
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     plt = _plt()
     x = np.asarray(features, float)
@@ -102,7 +107,9 @@ def tsne(features: np.ndarray, types: np.ndarray, scores: np.ndarray, title: str
         keep = np.sort(np.random.default_rng(seed).choice(keep, MAX_TSNE_POINTS, replace=False))
     x, types, scores = x[keep], np.asarray(types)[keep], np.asarray(scores, float)[keep]
     perplexity = float(max(2, min(30, (len(x) - 1) // 3)))
-    emb = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    with threadpool_limits(limits=1):
+        emb = TSNE(n_components=2, perplexity=perplexity, init="pca",
+                   random_state=seed).fit_transform(x)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     kinds = sorted(set(types.tolist()))
     cmap = plt.get_cmap("tab20", max(len(kinds), 1))
