@@ -409,10 +409,16 @@ def main(argv: list[str] | None = None) -> int:
     prepared = False  # copy the sources and tests once per invocation: a second copy taken
     # later (after a merge, say) changes the test selection and makes mutmut start over
     if args.sample:
+        if not args.resume and not args.collect_only:
+            # a new run draws from mutants generated from today's sources, never from an
+            # earlier run's tree (its names go stale when a source file changed)
+            prepare(args.package, work, resume=False)
+            prepared = True
         if not (work / "mutants" / "mutmut-stats.json").exists():
             # generate the mutants and collect the test stats only: a filter that matches no
             # mutant makes mutmut stop right after those two phases
-            prepare(args.package, work, args.resume)
+            if not prepared:
+                prepare(args.package, work, args.resume)
             args.resume = prepared = True
             subprocess.run(mutmut_cmd("run", "--max-children", str(args.max_children), "no-such-mutant"),
                            cwd=work, env=env,
