@@ -594,6 +594,21 @@ def test_ridge_crop_level_path_and_predict_images():
     np.testing.assert_allclose(some[:, 0], want[[4, 1]], atol=1e-8)
 
 
+def test_fit_splits_takes_plain_lists_and_keeps_integer_indices_for_an_empty_role():
+    """Index lists may be plain Python lists (``splits[s][role]`` are image indices); an empty
+    role stays an int64 index, so ``scores[fit.index[role]]`` still works."""
+    feats, table = _data(8, 4, 14, SYN)
+    scores = table["score"].to_numpy()
+    split = {"train": [0, 1, 2, 3, 4, 5], "val": [6, 7], "test": []}
+    (fit,) = fit_splits(feats, scores, [split], [1.0])
+    for role, want in (("val", [6, 7]), ("test", [])):
+        assert fit.index[role].dtype == np.int64
+        np.testing.assert_array_equal(fit.index[role], want)
+        assert scores[fit.index[role]].shape == (len(want),)
+    assert fit.train_index.dtype == np.int64
+    assert fit.predictions["test"].shape == (0, 1)
+
+
 def test_ridge_fit_splits_select_and_search_alpha():
     feats, table = _data(8, 4, 14, SYN)
     scores = table["score"].to_numpy()
