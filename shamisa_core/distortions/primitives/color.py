@@ -33,8 +33,12 @@ def colordiff(img: np.ndarray, value: float, rng: np.random.Generator) -> np.nda
     kernel because no tap is small enough to be truncated) and multiplied by ``amount``;
     Lab -> RGB (clamped); output truncated to 8-bit steps. Deterministic (``rng`` unused).
     """
-    amount = float(value)
-    lab = rgb_to_lab(img)
+    return _truncate_8bit(lab_to_rgb(_diffuse_chroma(rgb_to_lab(img), float(value))))
+
+
+def _diffuse_chroma(lab: np.ndarray, amount: float) -> np.ndarray:
+    """``lab`` with a and b blurred (:func:`colordiff`'s Gaussian) and multiplied by ``amount``;
+    L unchanged. ``lab``: (H, W, 3) float32, C-contiguous; it may be overwritten."""
     k = gaussian_kernel_1d(1.5 * amount + 2.0)
     h, w = lab.shape[:2]
     if w % 16:
@@ -45,19 +49,20 @@ def colordiff(img: np.ndarray, value: float, rng: np.random.Generator) -> np.nda
         gain = float(_F32(amount))
         out = cv2.multiply(out, (0.0, gain, gain, 0.0))
         out[..., 0] = lab[..., 0]
-        return _truncate_8bit(lab_to_rgb(out))
+        return out
     # Widths that are a multiple of 16 (224, 96, ...): only the a and b planes are filtered,
     # as one 2-channel image (cv2.mixChannels in and out; a strided (..., 1:) copy costs
     # ~0.2 ms), which saves a third of the filter. OpenCV's vectorised filter loops compute
-    # every sample the same way; only the scalar tail of a row that is not a multiple of the
-    # vector width differs (by 1 ulp), and with w % 16 == 0 there is no tail in either
-    # layout, so this is bit-identical to the 3-plane filter (tests check both paths).
+    # every sample the same way; only the scalar tail of a row whose length (w * channels) is
+    # not a multiple of the vector width rounds differently (1 ulp; seen at w = 53), and with
+    # w % 16 == 0 neither layout has a tail, so this is bit-identical to the 3-plane filter
+    # (tests/test_lab_speed_equivalence.py checks both paths).
     ab = np.empty((h, w, 2), dtype=np.float32)
     cv2.mixChannels([lab], [ab], [1, 0, 2, 1])
     ab = cv2.sepFilter2D(ab, cv2.CV_32F, k, k, borderType=cv2.BORDER_REPLICATE)
     ab *= _F32(amount)
     cv2.mixChannels([ab], [lab], [0, 1, 1, 2])
-    return _truncate_8bit(lab_to_rgb(lab))
+    return lab
 
 
 def _colorshift_weight(img: np.ndarray) -> np.ndarray:
