@@ -161,11 +161,11 @@ def map_lab_lightness(img: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -
     by one step).
     """
     x = np.ascontiguousarray(img, dtype=np.float32)
-    lin = x + _F32(0.055)
+    lin = x + _F32(0.055)  # > 0 for inputs in [0, 1]; log2 of x <= -0.055 is NaN, as np.power
     with np.errstate(divide="ignore", invalid="ignore"):
         np.log2(lin, out=lin)
-        lin *= _F32(2.4)
-        np.exp2(lin, out=lin)
+    lin *= _F32(2.4)
+    np.exp2(lin, out=lin)
     copy_where(lin, x * _LOW_IN, x <= _F32(0.04045))
     f = _lab_f(cv2.transform(lin, _RGB2XYZN_G))  # (H, W, 3): fx, fy, fz
     fy = cv2.extractChannel(f, 1)  # contiguous copy (strided NumPy passes are slow)
@@ -185,17 +185,19 @@ def map_lab_lightness(img: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -
 
 def _linear_to_srgb_clipped(lin: np.ndarray) -> np.ndarray:
     """sRGB gamma (``1.055 lin ** (1/2.4) - 0.055``, ``12.92 lin`` at or below 0.0031308) of
-    ``lin``, clamped to [0, 1]; in place. The power is ``exp2(log2(lin) / 2.4 + log2(1.055))``
-    (negative ``lin`` gives NaN there, replaced by the linear segment, then clamped to 0).
+    ``lin``, clamped to [0, 1]; in place. The power is ``exp2(log2(c) / 2.4 + log2(1.055))``
+    with ``c = clip(lin, 0.0031308, 1)``: the samples below are replaced by the linear
+    segment anyway, and NumPy's SIMD log2 and exp2 take a slow path (up to 10x) on zeros,
+    negative inputs and results near underflow, which the clamp rules out.
     """
     t = _F32(0.0031308)
     mask = lin <= t
     low = lin * _F32(12.92)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.log2(lin, out=lin)
-        lin *= _F32(1.0 / 2.4)
-        lin += _LOG2_1055
-        np.exp2(lin, out=lin)
+    np.clip(lin, t, _F32(1.0), out=lin)
+    np.log2(lin, out=lin)
+    lin *= _F32(1.0 / 2.4)
+    lin += _LOG2_1055
+    np.exp2(lin, out=lin)
     lin -= _F32(0.055)
     copy_where(lin, low, mask)
     np.clip(lin, 0.0, 1.0, out=lin)
