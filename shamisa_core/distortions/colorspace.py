@@ -78,13 +78,18 @@ def _as_f32(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _transform(img: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Per-pixel affine colour transform ``m @ [c, 1]`` of a ``(..., 3)`` float32 array."""
+def _transform(img: np.ndarray, m: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel affine colour transform ``m @ [c, 1]`` of a ``(..., 3)`` float32 array.
+
+    ``dst`` (optional, C-contiguous float32 of the same shape, not ``img``) receives the result.
+    """
     src = _as_f32(img)
     shape = src.shape
     if src.ndim != 3:
         src = src.reshape(-1, 1, 3)
-    return cv2.transform(src, m).reshape(shape)
+        if dst is not None:
+            dst = dst.reshape(-1, 1, 3)
+    return cv2.transform(src, m, dst=dst).reshape(shape)
 
 
 def copy_where(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -102,14 +107,57 @@ def copy_where(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray
     return dst
 
 
+# The elementwise steps below work in caller-provided buffers (``out``, ``tmp``, ``mask``: new
+# C-contiguous arrays of the input's shape, distinct from it) so that a Lab round trip touches
+# three buffers instead of about ten fresh temporaries; the operations and their order are
+# those of the plain formulas in the public functions' docstrings (tests check the bytes).
+
+
+def _srgb_to_linear_into(x: np.ndarray, out: np.ndarray, tmp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        np.add(x, _F32(0.055), out=out)
+        out *= _F32(1.0 / 1.055)
+        np.power(out, _F32(2.4), out=out)
+    np.multiply(x, _F32(1.0 / 12.92), out=tmp)
+    np.less_equal(x, _F32(0.04045), out=mask)
+    return copy_where(out, tmp, mask)
+
+
+def _linear_to_srgb_into(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``out`` = gamma(``x``); ``x`` is overwritten (it holds the linear segment)."""
+    thr = _F32(0.0031308)
+    np.maximum(x, thr, out=out)
+    np.power(out, _F32(1.0 / 2.4), out=out)
+    out *= _F32(1.055)
+    out -= _F32(0.055)
+    np.less_equal(x, thr, out=mask)
+    x *= _F32(12.92)
+    return copy_where(out, x, mask)
+
+
+def _lab_f_into(t: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``out`` = f(``t``); ``t`` is overwritten (it holds the linear segment)."""
+    np.cbrt(t, out=out)
+    np.less_equal(t, _F32(0.008856), out=mask)
+    t *= _F32(7.787)
+    t += _F32(4.0 / 29.0)
+    return copy_where(out, t, mask)
+
+
+def _lab_f_inv_into(f: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``out`` = f^-1(``f``); ``f`` is overwritten (it holds the linear segment)."""
+    np.multiply(f, f, out=out)
+    out *= f
+    np.less_equal(f, _F32(0.2068966), out=mask)
+    f -= _F32(16.0 / 116.0)
+    f *= _F32(1.0 / 7.787)
+    return copy_where(out, f, mask)
+
+
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """Inverse sRGB gamma: ``((x + 0.055) / 1.055) ** 2.4`` above 0.04045, ``x / 12.92`` below."""
     x = _as_f32(x)
-    with np.errstate(invalid="ignore"):
-        out = x + _F32(0.055)
-        out *= _F32(1.0 / 1.055)
-        np.power(out, _F32(2.4), out=out)
-    return copy_where(out, x * _F32(1.0 / 12.92), x <= _F32(0.04045))
+    return _srgb_to_linear_into(x, np.empty_like(x), np.empty_like(x), np.empty(x.shape, bool))
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -117,44 +165,41 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
 
     Negative inputs give ``12.92 x`` (negative), as in kornia; no clamp here.
     """
-    x = _as_f32(x)
-    thr = _F32(0.0031308)
-    out = np.maximum(x, thr)
-    np.power(out, _F32(1.0 / 2.4), out=out)
-    out *= _F32(1.055)
-    out -= _F32(0.055)
-    return copy_where(out, x * _F32(12.92), x <= thr)
+    x = np.array(x, dtype=np.float32, order="C", copy=True)
+    return _linear_to_srgb_into(x, np.empty_like(x), np.empty(x.shape, bool))
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
     """CIE f(t): cube root above 0.008856, ``7.787 t + 4/29`` below (float32, new array)."""
-    out = np.cbrt(t)
-    low = t * _F32(7.787)
-    low += _F32(4.0 / 29.0)
-    return copy_where(out, low, t <= _F32(0.008856))
+    t = np.array(t, dtype=np.float32, order="C", copy=True)
+    return _lab_f_into(t, np.empty_like(t), np.empty(t.shape, bool))
 
 
 def _lab_f_inv(f: np.ndarray) -> np.ndarray:
     """Inverse CIE f: cube above 0.2068966, ``(f - 16/116) / 7.787`` below (float32, new)."""
-    out = f * f
-    out *= f
-    low = f - _F32(16.0 / 116.0)
-    low *= _F32(1.0 / 7.787)
-    return copy_where(out, low, f <= _F32(0.2068966))
+    f = np.array(f, dtype=np.float32, order="C", copy=True)
+    return _lab_f_inv_into(f, np.empty_like(f), np.empty(f.shape, bool))
 
 
 def rgb_to_lab(img: np.ndarray) -> np.ndarray:
     """(..., 3) RGB in [0, 1] -> Lab (L in [0, 100], a/b roughly in [-128, 127]), float32."""
-    xyz = _transform(srgb_to_linear(img), _RGB2XYZN)
-    return _transform(_lab_f(xyz), _F2LAB)
+    x = _as_f32(img)
+    a, b, mask = np.empty_like(x), np.empty_like(x), np.empty(x.shape, bool)
+    lin = _srgb_to_linear_into(x, a, b, mask)
+    xyz = _transform(lin, _RGB2XYZN, dst=b)
+    f = _lab_f_into(xyz, a, mask)
+    return _transform(f, _F2LAB, dst=b)
 
 
 def lab_to_rgb(lab: np.ndarray, clip: bool = True) -> np.ndarray:
     """Inverse of :func:`rgb_to_lab`; ``fz`` is clamped at 0; clamps to [0, 1] when ``clip``."""
-    f = _transform(lab, _LAB2F)
+    lab = _as_f32(lab)
+    a, b, mask = np.empty_like(lab), np.empty_like(lab), np.empty(lab.shape, bool)
+    f = _transform(lab, _LAB2F, dst=a)
     np.maximum(f[..., 2], _F32(0.0), out=f[..., 2])
-    lin = _transform(_lab_f_inv(f), _XYZN2RGB)
-    rgb = linear_to_srgb(lin)
+    xyz = _lab_f_inv_into(f, b, mask)
+    lin = _transform(xyz, _XYZN2RGB, dst=a)
+    rgb = _linear_to_srgb_into(lin, b, mask)
     if clip:
         np.clip(rgb, 0.0, 1.0, out=rgb)
     return rgb

@@ -130,8 +130,8 @@ def _trim_leading_zeros(desc: np.ndarray) -> np.ndarray:
 from shamisa_core.distortions.colorspace import (  # noqa: E402 (one source)
     _RGB2XYZN,
     _XYZN2RGB,
-    _lab_f,
-    _lab_f_inv,
+    _lab_f_into,
+    _lab_f_inv_into,
     copy_where,
 )
 
@@ -161,13 +161,18 @@ def map_lab_lightness(img: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -
     by one step).
     """
     x = np.ascontiguousarray(img, dtype=np.float32)
-    lin = x + _F32(0.055)  # > 0 for inputs in [0, 1]; log2 of x <= -0.055 is NaN, as np.power
+    # Two float32 work buffers and one mask serve the whole round trip (fresh temporaries for
+    # every step cost more in the engine, where the caches are cold).
+    a, b, mask = np.empty_like(x), np.empty_like(x), np.empty(x.shape, bool)
+    np.add(x, _F32(0.055), out=a)  # > 0 for inputs in [0, 1] (x <= -0.055: NaN, as np.power)
     with np.errstate(divide="ignore", invalid="ignore"):
-        np.log2(lin, out=lin)
-    lin *= _F32(2.4)
-    np.exp2(lin, out=lin)
-    copy_where(lin, x * _LOW_IN, x <= _F32(0.04045))
-    f = _lab_f(cv2.transform(lin, _RGB2XYZN_G))  # (H, W, 3): fx, fy, fz
+        np.log2(a, out=a)
+    a *= _F32(2.4)
+    np.exp2(a, out=a)
+    np.multiply(x, _LOW_IN, out=b)
+    np.less_equal(x, _F32(0.04045), out=mask)
+    lin = copy_where(a, b, mask)
+    f = _lab_f_into(cv2.transform(lin, _RGB2XYZN_G, dst=b), a, mask)  # fx, fy, fz (in a)
     fy = cv2.extractChannel(f, 1)  # contiguous copy (strided NumPy passes are slow)
     lightness = fy * _F32(116.0)
     lightness -= _F32(16.0)
@@ -177,22 +182,23 @@ def map_lab_lightness(img: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -
     delta = new_l + _F32(16.0)
     delta *= _F32(1.0 / 116.0)
     delta -= fy
-    f += cv2.merge((delta, delta, delta))  # NumPy's (H, W, 1) broadcast add is ~8x slower
+    f += cv2.merge((delta, delta, delta), dst=b)  # NumPy's (H, W, 1) broadcast is ~8x slower
     np.maximum(f[..., 2], _F32(0.0), out=f[..., 2])
-    out = cv2.transform(_lab_f_inv(f), _XYZN2RGB)
-    return _linear_to_srgb_clipped(out)
+    xyz = _lab_f_inv_into(f, b, mask)  # in b; f (a) is free again
+    return _linear_to_srgb_clipped(cv2.transform(xyz, _XYZN2RGB, dst=a), b, mask)
 
 
-def _linear_to_srgb_clipped(lin: np.ndarray) -> np.ndarray:
+def _linear_to_srgb_clipped(lin: np.ndarray, low: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """sRGB gamma (``1.055 lin ** (1/2.4) - 0.055``, ``12.92 lin`` at or below 0.0031308) of
-    ``lin``, clamped to [0, 1]; in place. The power is ``exp2(log2(c) / 2.4 + log2(1.055))``
-    with ``c = clip(lin, 0.0031308, 1)``: the samples below are replaced by the linear
-    segment anyway, and NumPy's SIMD log2 and exp2 take a slow path (up to 10x) on zeros,
-    negative inputs and results near underflow, which the clamp rules out.
+    ``lin``, clamped to [0, 1]; in place (``low``, ``mask``: work buffers of its shape). The
+    power is ``exp2(log2(c) / 2.4 + log2(1.055))`` with ``c = clip(lin, 0.0031308, 1)``: the
+    samples below are replaced by the linear segment anyway, and NumPy's SIMD log2 and exp2
+    take a slow path (up to 10x) on zeros, negative inputs and results near underflow, which
+    the clamp rules out.
     """
     t = _F32(0.0031308)
-    mask = lin <= t
-    low = lin * _F32(12.92)
+    np.less_equal(lin, t, out=mask)
+    np.multiply(lin, _F32(12.92), out=low)
     np.clip(lin, t, _F32(1.0), out=lin)
     np.log2(lin, out=lin)
     lin *= _F32(1.0 / 2.4)
