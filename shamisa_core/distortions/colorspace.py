@@ -111,6 +111,8 @@ def copy_where(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray
 # C-contiguous arrays of the input's shape, distinct from it) so that a Lab round trip touches
 # three buffers instead of about ten fresh temporaries; the operations and their order are
 # those of the plain formulas in the public functions' docstrings (tests check the bytes).
+# A linear segment is only evaluated when some sample falls in it (dark samples; most
+# natural crops have none below the CIE f thresholds).
 
 
 def _srgb_to_linear_into(x: np.ndarray, out: np.ndarray, tmp: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -118,9 +120,10 @@ def _srgb_to_linear_into(x: np.ndarray, out: np.ndarray, tmp: np.ndarray, mask: 
         np.add(x, _F32(0.055), out=out)
         out *= _F32(1.0 / 1.055)
         np.power(out, _F32(2.4), out=out)
-    np.multiply(x, _F32(1.0 / 12.92), out=tmp)
     np.less_equal(x, _F32(0.04045), out=mask)
-    return copy_where(out, tmp, mask)
+    if mask.any():
+        copy_where(out, np.multiply(x, _F32(1.0 / 12.92), out=tmp), mask)
+    return out
 
 
 def _linear_to_srgb_into(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -131,17 +134,21 @@ def _linear_to_srgb_into(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np
     out *= _F32(1.055)
     out -= _F32(0.055)
     np.less_equal(x, thr, out=mask)
-    x *= _F32(12.92)
-    return copy_where(out, x, mask)
+    if mask.any():
+        x *= _F32(12.92)
+        copy_where(out, x, mask)
+    return out
 
 
 def _lab_f_into(t: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``out`` = f(``t``); ``t`` is overwritten (it holds the linear segment)."""
     np.cbrt(t, out=out)
     np.less_equal(t, _F32(0.008856), out=mask)
-    t *= _F32(7.787)
-    t += _F32(4.0 / 29.0)
-    return copy_where(out, t, mask)
+    if mask.any():
+        t *= _F32(7.787)
+        t += _F32(4.0 / 29.0)
+        copy_where(out, t, mask)
+    return out
 
 
 def _lab_f_inv_into(f: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -149,9 +156,11 @@ def _lab_f_inv_into(f: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndar
     np.multiply(f, f, out=out)
     out *= f
     np.less_equal(f, _F32(0.2068966), out=mask)
-    f -= _F32(16.0 / 116.0)
-    f *= _F32(1.0 / 7.787)
-    return copy_where(out, f, mask)
+    if mask.any():
+        f -= _F32(16.0 / 116.0)
+        f *= _F32(1.0 / 7.787)
+        copy_where(out, f, mask)
+    return out
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:

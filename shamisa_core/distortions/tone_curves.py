@@ -169,9 +169,8 @@ def map_lab_lightness(img: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -
         np.log2(a, out=a)
     a *= _F32(2.4)
     np.exp2(a, out=a)
-    np.multiply(x, _LOW_IN, out=b)
     np.less_equal(x, _F32(0.04045), out=mask)
-    lin = copy_where(a, b, mask)
+    lin = copy_where(a, np.multiply(x, _LOW_IN, out=b), mask) if mask.any() else a
     f = _lab_f_into(cv2.transform(lin, _RGB2XYZN_G, dst=b), a, mask)  # fx, fy, fz (in a)
     fy = cv2.extractChannel(f, 1)  # contiguous copy (strided NumPy passes are slow)
     lightness = fy * _F32(116.0)
@@ -198,13 +197,16 @@ def _linear_to_srgb_clipped(lin: np.ndarray, low: np.ndarray, mask: np.ndarray) 
     """
     t = _F32(0.0031308)
     np.less_equal(lin, t, out=mask)
-    np.multiply(lin, _F32(12.92), out=low)
+    any_low = bool(mask.any())
+    if any_low:
+        np.multiply(lin, _F32(12.92), out=low)
     np.clip(lin, t, _F32(1.0), out=lin)
     np.log2(lin, out=lin)
     lin *= _F32(1.0 / 2.4)
     lin += _LOG2_1055
     np.exp2(lin, out=lin)
     lin -= _F32(0.055)
-    copy_where(lin, low, mask)
+    if any_low:
+        copy_where(lin, low, mask)
     np.clip(lin, 0.0, 1.0, out=lin)
     return lin
