@@ -87,9 +87,17 @@ def displace(img: np.ndarray, fields: Iterable[tuple[np.ndarray, np.ndarray]]) -
 
 
 def _remap_passes(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    """Apply ``len(map_x) // H`` bilinear/replicate remaps in turn (maps stacked by rows)."""
+    """Apply ``len(map_x) // H`` bilinear/replicate remaps in turn (maps stacked by rows).
+
+    An RGB image is resampled as RGBA (a constant fourth channel, dropped at the end): OpenCV's
+    vectorised float remap handles 4 channels and not 3, so this is about twice as fast per
+    pass with the same bytes in R, G and B (DECISIONS E12; tests compare both layouts).
+    """
     height = img.shape[0]
     out = np.ascontiguousarray(img, dtype=np.float32)
+    rgba = out.ndim == 3 and out.shape[2] == 3 and map_x.shape[0] > 0
+    if rgba:
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2RGBA)
     for start in range(0, map_x.shape[0], height):
         out = cv2.remap(
             out,
@@ -98,6 +106,8 @@ def _remap_passes(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.n
             interpolation=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
+    if rgba:
+        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB)
     if out is img:
         out = out.copy()
     return out
