@@ -7,12 +7,13 @@ jitter, noneccpatch and colorblock draw all their randomness from the ``rng`` ar
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Iterable
 
 import cv2
 import numpy as np
+
+from shamisa_core.distortions.sampling import box_muller
 
 __all__ = ["jitter", "noneccpatch", "pixelate", "quantization", "colorblock", "displace"]
 
@@ -47,25 +48,6 @@ def _pixel_grid(height: int, width: int, repeats: int = 1) -> tuple[np.ndarray, 
     return gx, gy
 
 
-def _gaussian_pair(
-    rng: np.random.Generator, shape: tuple[int, int], std: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent float32 arrays of N(0, std^2) samples (Box-Muller via OpenCV).
-
-    Box-Muller on float32 uniforms is an exact Gaussian sampler up to float32 resolution
-    (tails to about 5.8 sigma) and several times faster than ``rng.standard_normal``.
-    """
-    u = rng.random((2, *shape), dtype=np.float32)
-    radius = np.subtract(_F32(1.0), u[0])  # in (0, 1]
-    cv2.log(radius, dst=radius)
-    radius *= _F32(-2.0 * float(std) ** 2)
-    cv2.sqrt(radius, dst=radius)
-    angle = u[1]
-    angle *= _F32(2.0 * math.pi)
-    dx, dy = cv2.polarToCart(radius, angle)
-    return dx, dy
-
-
 def jitter(img: np.ndarray, value: float, rng: np.random.Generator) -> np.ndarray:
     """METHOD.md §1.4 jitter: 5 passes of per-pixel random displacement (std ``value`` px).
 
@@ -78,7 +60,7 @@ def jitter(img: np.ndarray, value: float, rng: np.random.Generator) -> np.ndarra
     along the (+row, -col) diagonal; see tests/test_primitives_brightness_spatial_sharpness.py.
     """
     height, width = img.shape[:2]
-    dx, dy = _gaussian_pair(rng, (JITTER_ITERATIONS * height, width), float(value))
+    dx, dy = box_muller(rng, (JITTER_ITERATIONS * height, width), float(value))
     gx, gy = _pixel_grid(height, width, JITTER_ITERATIONS)
     np.subtract(gx, dx, out=dx)  # dx, dy become the sampling maps
     np.subtract(gy, dy, out=dy)
@@ -105,9 +87,17 @@ def displace(img: np.ndarray, fields: Iterable[tuple[np.ndarray, np.ndarray]]) -
 
 
 def _remap_passes(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    """Apply ``len(map_x) // H`` bilinear/replicate remaps in turn (maps stacked by rows)."""
+    """Apply ``len(map_x) // H`` bilinear/replicate remaps in turn (maps stacked by rows).
+
+    An RGB image is resampled as RGBA (a constant fourth channel, dropped at the end): OpenCV's
+    vectorised float remap handles 4 channels and not 3, so this is about twice as fast per
+    pass with the same bytes in R, G and B (DECISIONS E12; tests compare both layouts).
+    """
     height = img.shape[0]
     out = np.ascontiguousarray(img, dtype=np.float32)
+    rgba = out.ndim == 3 and out.shape[2] == 3 and map_x.shape[0] > 0
+    if rgba:
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2RGBA)
     for start in range(0, map_x.shape[0], height):
         out = cv2.remap(
             out,
@@ -116,6 +106,8 @@ def _remap_passes(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.n
             interpolation=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
+    if rgba:
+        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB)
     if out is img:
         out = out.copy()
     return out
