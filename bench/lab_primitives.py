@@ -11,6 +11,11 @@ the embedded pristine images (every fourth one first distorted by another primit
 random level, then clamped), at each of the 5 anchor values: per primitive and value, the
 fraction of uint8 samples (``rint(clip(x, 0, 1) * 255)``) that change, the largest change in
 uint8 steps, the mean absolute change in uint8 steps and the largest float change.
+
+``--paired-groups N``: instead, in-context timing. The first N paper-shape groups of seed 27
+are built (as ``bench/engine.py`` does) with each of the four primitives wrapped so that every
+call also runs the former implementation on the same input, in random order; prints both
+mean CPU ms per call and the saving, per primitive and for the four together.
 """
 
 from __future__ import annotations
@@ -100,6 +105,78 @@ def accuracy(n: int, size: int = 224, seed: int = 0) -> dict:
             "pre_distorted": sum(1 for i in range(n) if i % 4 == 3), "change": result}
 
 
+def paired(n_groups: int, seed: int = 0) -> dict:
+    """Mean CPU ms per call, former vs current, of the four primitives inside group builds."""
+    import importlib
+    import random
+
+    from shamisa_core.config import load_profile
+    from shamisa_core.corpus.groups import build_group, default_loader
+    from shamisa_core.distortions import registry
+    from shamisa_core.distortions.registry import REGISTRY
+    from shamisa_core.pristine import export_default, scan_folder
+    from tests.test_lab_speed_equivalence import OLD_PRIMITIVES
+
+    coin = random.Random(seed)
+    acc = {k: [0.0, 0.0, 0] for k in PRIMITIVES}
+
+    def wrap(key, fn):
+        old = OLD_PRIMITIVES[key]
+
+        def timed(img, value, rng):
+            if coin.random() < 0.5:
+                t0 = time.process_time()
+                old(img, value)
+                t1 = time.process_time()
+                out = fn(img, value, rng)
+                t_old, t_new = t1 - t0, time.process_time() - t1
+            else:
+                t0 = time.process_time()
+                out = fn(img, value, rng)
+                t1 = time.process_time()
+                old(img, value)
+                t_new, t_old = t1 - t0, time.process_time() - t1
+            a = acc[key]
+            a[0] += t_old
+            a[1] += t_new
+            a[2] += 1
+            return out
+
+        return timed
+
+    modules = []
+    for key in PRIMITIVES:
+        name = registry._FAMILY_MODULE[REGISTRY[key].family]
+        mod = importlib.import_module(f"shamisa_core.distortions.primitives.{name}")
+        modules.append((mod, key, getattr(mod, key)))
+        setattr(mod, key, wrap(key, getattr(mod, key)))
+    registry._primitive.cache_clear()  # REGISTRY[key].fn resolves lazily and caches
+    try:
+        assert all(REGISTRY[k].fn.__name__ == "timed" for k in PRIMITIVES), "registry caches fn"
+        src = export_default(Path(os.environ.get("SHAMISA_OUTPUTS", "outputs")) / "pristine" / "default")
+        sources = [i.path for i in scan_folder(src).images]
+        cfg = load_profile("paper", [])
+        build_group(sources, default_loader, 27, 0, 10**5, 10**6, cfg.group, cfg.engine)  # warm
+        for a in acc.values():
+            a[:] = [0.0, 0.0, 0]
+        for g in range(n_groups):
+            build_group(sources, default_loader, 27, 0, g, 10**6, cfg.group, cfg.engine)
+    finally:
+        for mod, key, fn in modules:
+            setattr(mod, key, fn)
+        registry._primitive.cache_clear()
+    per = {
+        k: {"calls": a[2], "former_ms": round(1000 * a[0] / a[2], 3),
+            "current_ms": round(1000 * a[1] / a[2], 3), "saving_pct": round(100 * (1 - a[1] / a[0]), 1)}
+        for k, a in acc.items() if a[2]
+    }
+    old_s = sum(a[0] for a in acc.values())
+    new_s = sum(a[1] for a in acc.values())
+    return {"groups": n_groups, "load_avg_1min": round(os.getloadavg()[0], 2), "per_primitive": per,
+            "four_former_s": round(old_s, 3), "four_current_s": round(new_s, 3),
+            "four_saving_pct": round(100 * (1 - new_s / old_s), 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--reps", type=int, default=60)
@@ -107,8 +184,13 @@ def main() -> None:
     ap.add_argument("--t", type=float, default=2.0)
     ap.add_argument("--accuracy", type=int, default=0, metavar="N",
                     help="measure the output change on N crops instead of timing")
+    ap.add_argument("--paired-groups", type=int, default=0, metavar="N",
+                    help="former vs current CPU time per call inside N paper-shape groups")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    if args.paired_groups:
+        print(json.dumps(paired(args.paired_groups), indent=1))
+        return
     if args.accuracy:
         print(json.dumps(accuracy(args.accuracy, args.size), indent=1))
         return
