@@ -153,7 +153,8 @@ def paired(n_groups: int, seed: int = 0) -> dict:
     registry._primitive.cache_clear()  # REGISTRY[key].fn resolves lazily and caches
     try:
         assert all(REGISTRY[k].fn.__name__ == "timed" for k in PRIMITIVES), "registry caches fn"
-        src = export_default(Path(os.environ.get("SHAMISA_OUTPUTS", "outputs")) / "pristine" / "default")
+        outputs = Path(os.environ.get("SHAMISA_OUTPUTS", "outputs"))
+        src = export_default(outputs / "pristine" / "default")
         sources = [i.path for i in scan_folder(src).images]
         cfg = load_profile("paper", [])
         build_group(sources, default_loader, 27, 0, 10**5, 10**6, cfg.group, cfg.engine)  # warm
@@ -167,7 +168,8 @@ def paired(n_groups: int, seed: int = 0) -> dict:
         registry._primitive.cache_clear()
     per = {
         k: {"calls": a[2], "former_ms": round(1000 * a[0] / a[2], 3),
-            "current_ms": round(1000 * a[1] / a[2], 3), "saving_pct": round(100 * (1 - a[1] / a[0]), 1)}
+            "current_ms": round(1000 * a[1] / a[2], 3),
+            "saving_pct": round(100 * (1 - a[1] / a[0]), 1)}
         for k, a in acc.items() if a[2]
     }
     old_s = sum(a[0] for a in acc.values())
