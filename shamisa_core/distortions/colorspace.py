@@ -158,8 +158,9 @@ def _lab_f_into(t: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _lab_f_inv_into(f: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``out`` = f^-1(``f``); ``f`` is overwritten (it holds the linear segment)."""
-    np.multiply(f, f, out=out)
-    out *= f
+    if f.size:
+        # (f * f) * f in one pass: OpenCV's integer power multiplies in that order.
+        cv2.pow(f.reshape(1, -1), 3, dst=out.reshape(1, -1))
     np.less_equal(f, _F32(0.2068966), out=mask)
     if mask.any():
         f -= _F32(16.0 / 116.0)
