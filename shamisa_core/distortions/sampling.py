@@ -29,17 +29,17 @@ _SPLIT_WORD_GENERATORS = (np.random.PCG64, np.random.PCG64DXSM, np.random.SFC64)
 def _uniform_words(rng: np.random.Generator, n: int) -> np.ndarray | None:
     """The ``n`` 24-bit integers behind NumPy's next ``n`` float32 uniforms, or ``None``.
 
-    ``None`` means "use NumPy's path": an odd ``n``, a generator of another kind, or one that
-    holds a buffered half word from an earlier 32-bit draw. Otherwise the generator advances
-    exactly as ``rng.random(n, dtype=float32)`` would advance it (its buffered-word field
-    keeps its old, unused value, which no later draw reads).
+    ``None`` means "use NumPy's path": an odd ``n``, a generator of another kind, one that
+    holds a buffered half word from an earlier 32-bit draw, or a big-endian machine (where a
+    word's uint32 view puts the high half first). It is decided before anything is drawn.
+    Otherwise the generator advances exactly as ``rng.random(n, dtype=float32)`` would
+    advance it (its buffered-word field keeps its old, unused value, which no later draw reads).
     """
     bg = rng.bit_generator
-    if n % 2 or not isinstance(bg, _SPLIT_WORD_GENERATORS) or bg.state.get("has_uint32", 0):
+    if (n % 2 or not np.little_endian or not isinstance(bg, _SPLIT_WORD_GENERATORS)
+            or bg.state.get("has_uint32", 0)):
         return None
-    words = bg.random_raw(n // 2).view(np.uint32)  # little-endian: low half, then high half
-    if words.dtype.byteorder == ">" or np.little_endian is False:  # pragma: no cover
-        return None
+    words = bg.random_raw(n // 2).view(np.uint32)  # low half, then high half of each word
     words >>= np.uint32(8)
     return words
 
