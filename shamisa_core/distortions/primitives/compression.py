@@ -16,6 +16,8 @@ import imagecodecs
 import numpy as np
 from PIL import Image
 
+from shamisa_core import native
+
 _INV255 = np.float32(1.0 / 255.0)
 _J2K_MAX_RESOLUTIONS = 8
 # Shared codestream of the levels of a varying jpeg2000 slot: extra bytes granted to each layer
@@ -26,6 +28,9 @@ _J2K_LAYER_OVERHEAD_PER_PACKET = 38.0 / 24.0
 # (e.g. 96-px crops at ratios above ~35) the header bytes are too large a share and the
 # shared codestream strays far from the single-layer encodes (uint8 MAE up to ~40/255).
 _J2K_SHARED_MIN_BUDGET_BYTES = 800.0
+# Slack on top of the largest layer budget before the patched tier-1 coder stops a code-block
+# (DECISIONS E14; any value >= 0 keeps every pass a layer can hold).
+_J2K_STOP_MARGIN_BYTES = 16
 
 _JPEG_PARAMS: list[int] = []
 if hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR") and hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR_420"):
@@ -85,8 +90,46 @@ def jpeg2000(img: np.ndarray, value: float, rng: np.random.Generator) -> np.ndar
     return out
 
 
+def j2k_stop_bytes(height: int, width: int, channels: int, ratios: Sequence[float]) -> int:
+    """The code-block byte limit for the patched encoder (DECISIONS E14): the largest layer
+    budget, ``ceil(h * w * c / min(ratios))`` bytes (OpenJPEG's own cap for an 8-bit image),
+    plus ``_J2K_STOP_MARGIN_BYTES``. No code-block of a layer can hold more bytes than the
+    whole layer, so passes ending beyond it are never kept."""
+    budget = math.ceil(height * width * channels / min(float(r) for r in ratios))
+    return int(budget + _J2K_STOP_MARGIN_BYTES)
+
+
+def _j2k_encode_native(lib, u8: np.ndarray, ratios: Sequence[float]) -> bytes:
+    """The raw codestream from the vendored OpenJPEG (shamisa_core.native, DECISIONS E14):
+    the same encoder settings and packets as :func:`_j2k_encode`'s Pillow path, with tier-1
+    coding stopped at :func:`j2k_stop_bytes`."""
+    h, w = u8.shape[:2]
+    c = u8.shape[2] if u8.ndim == 3 else 1
+    planar = np.ascontiguousarray(np.moveaxis(u8, -1, 0) if u8.ndim == 3 else u8, dtype=np.uint8)
+    rates = np.asarray([float(r) for r in ratios], dtype=np.float32)
+    cap = h * w * c * 2 + 65536
+    out = np.empty(cap, dtype=np.uint8)
+    n = lib.shamisa_j2k_encode(
+        planar.ctypes.data, w, h, c, rates.ctypes.data, len(rates),
+        j2k_num_resolutions(h, w), j2k_stop_bytes(h, w, c, ratios), out.ctypes.data, cap,
+    )
+    if n <= 0:
+        raise RuntimeError(
+            f"native JPEG 2000 encoding failed (code {n}) for a {h}x{w}x{c} image at ratios "
+            f"{list(ratios)}; run with SHAMISA_NATIVE=0 to use Pillow's encoder"
+        )
+    return out[:n].tobytes()
+
+
 def _j2k_encode(u8: np.ndarray, ratios: Sequence[float]) -> io.BytesIO:
-    """Pillow/OpenJPEG codestream of ``u8`` with one quality layer per ratio (rate mode)."""
+    """OpenJPEG codestream of ``u8`` with one quality layer per ratio (rate mode).
+
+    The vendored, patched OpenJPEG when the native library is built (DECISIONS E14), else
+    Pillow's (a JP2 file around the same codestream); both decode to the same pixels.
+    """
+    lib = native.library()
+    if lib is not None:
+        return io.BytesIO(_j2k_encode_native(lib, u8, ratios))
     h, w = u8.shape[:2]
     buf = io.BytesIO()
     Image.fromarray(u8).save(
