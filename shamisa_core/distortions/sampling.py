@@ -6,7 +6,10 @@ and polarToCart. jitter's displacements and the three noise types draw through i
 
 The uniforms are NumPy's own ``rng.random(n, dtype=float32)`` stream, bit for bit, read about
 twice as fast for a PCG64 generator (DECISIONS E11): the 64-bit words come from
-``random_raw`` and are split as NumPy splits them. Any other generator, or one holding a
+``random_raw`` and are split as NumPy splits them. With the native library built
+(:mod:`shamisa_core.native`), a PCG64 generator's words and their float conversion come from
+C instead (DECISIONS E15): the same LCG steps and output function as NumPy's PCG64, the same
+float32 operations, the generator's state written back. Any other generator, or one holding a
 buffered half word, takes NumPy's own path.
 """
 
@@ -17,6 +20,8 @@ import math
 import cv2
 import numpy as np
 
+from shamisa_core import native
+
 __all__ = ["box_muller"]
 
 _F32 = np.float32
@@ -24,6 +29,34 @@ _TWO_24 = 16777216  # NumPy's float32 uniforms are (32-bit word >> 8) / 2**24
 # Bit generators whose 32-bit draws are the low, then the high half of one 64-bit word, with
 # the high half buffered in between (NumPy's ``next_uint32`` for these generators).
 _SPLIT_WORD_GENERATORS = (np.random.PCG64, np.random.PCG64DXSM, np.random.SFC64)
+_ANGLE_SCALE = _F32(_F32(2.0 * math.pi) / _F32(_TWO_24))  # 2 pi k / 2**24 = k * this, rounded once
+_U64 = (1 << 64) - 1
+
+
+def _native_uniforms(rng: np.random.Generator, pairs: int) -> np.ndarray | None:
+    """``2 * pairs`` float32: radius inputs ``1 - u1`` then angles ``2 pi u2``, from C; or ``None``.
+
+    ``None`` (decided before anything is drawn) when the native library is not loaded, the
+    generator is not exactly PCG64, it holds a buffered half word, or the machine is
+    big-endian. Otherwise the values and the generator's new state equal what the
+    ``random_raw`` path of :func:`box_muller` gives (its ``has_uint32``/``uinteger`` fields
+    are left as they were, as ``random_raw`` leaves them).
+    """
+    lib = native.library()
+    bg = rng.bit_generator
+    if lib is None or type(bg) is not np.random.PCG64 or not np.little_endian:
+        return None
+    st = bg.state
+    if st["has_uint32"]:
+        return None
+    s, inc = int(st["state"]["state"]), int(st["state"]["inc"])
+    halves = np.array([s >> 64, s & _U64, inc >> 64, inc & _U64], dtype=np.uint64)
+    out = np.empty(2 * pairs, dtype=np.float32)
+    lib.shamisa_pcg64_box_muller_uniforms(halves.ctypes.data, pairs, out.ctypes.data,
+                                          float(_ANGLE_SCALE))
+    st["state"]["state"] = (int(halves[0]) << 64) | int(halves[1])
+    bg.state = st
+    return out
 
 
 def _uniform_words(rng: np.random.Generator, n: int) -> np.ndarray | None:
@@ -56,8 +89,12 @@ def box_muller(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> 
     guaranteed to round alike for every length, so callers keep their shapes).
     """
     pairs = int(np.prod(shape))
-    words = _uniform_words(rng, 2 * pairs)
-    if words is None:
+    native_floats = _native_uniforms(rng, pairs)
+    words = None if native_floats is not None else _uniform_words(rng, 2 * pairs)
+    if native_floats is not None:
+        radius = native_floats[:pairs].reshape(shape)
+        angle = native_floats[pairs:].reshape(shape)
+    elif words is None:
         u = rng.random((2, *shape), dtype=np.float32)
         radius = np.subtract(_F32(1.0), u[0])
         angle = u[1]
@@ -68,8 +105,7 @@ def box_muller(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> 
         floats = words.view(np.float32)
         np.subtract(np.uint32(_TWO_24), words[:pairs], out=words[:pairs])
         np.multiply(words[:pairs], _F32(1.0 / _TWO_24), out=floats[:pairs], dtype=np.float32)
-        np.multiply(words[pairs:], _F32(_F32(2.0 * math.pi) / _F32(_TWO_24)), out=floats[pairs:],
-                    dtype=np.float32)
+        np.multiply(words[pairs:], _ANGLE_SCALE, out=floats[pairs:], dtype=np.float32)
         radius = floats[:pairs].reshape(shape)
         angle = floats[pairs:].reshape(shape)
     cv2.log(radius, dst=radius)

@@ -35,6 +35,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         ctypes.c_void_p, ctypes.c_int, ctypes.c_int,  # float32 ratios, layers, resolutions
         ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t,  # stop bytes, out, capacity
     ]
+    fn = lib.shamisa_pcg64_box_muller_uniforms
+    fn.restype = None
+    fn.argtypes = [
+        ctypes.c_void_p, ctypes.c_uint64,  # uint64[4] PCG64 state (in/out), pairs
+        ctypes.c_void_p, ctypes.c_float,  # float32 out (2 * pairs), angle scale
+    ]
     return lib
 
 
