@@ -19,7 +19,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip check
 	touch $@
 
+# The native kernels (vendored OpenJPEG, DECISIONS E14): rebuilt when their sources change
+# (content-keyed, a no-op otherwise). Without a C compiler the pure-Python paths run instead:
+# the same bytes, slower; the build says so and make goes on.
 install: $(VENV)/.installed
+	$(BIN)/python -m shamisa_core.native.build >/dev/null || echo "make: native kernels not built; the engine runs its slower pure-Python paths (same output)" >&2
 
 run: install
 	$(BIN)/python -m pipelines.main_run

@@ -9,7 +9,8 @@ Each group entry gives wall-clock rates (``groups_per_s``, ``crops_per_s``) and 
 disturbs much less), plus ``jpeg2000_encodes_per_group``: the encodes the measured groups'
 compositions need (prefix slots once, the varying slot once with ``engine.j2k_shared_levels``
 (else once per level), later slots once per level), the
-one number that varies most between groups. The per-type times are CPU times too (best of
+one number that varies most between groups. ``native`` names the native library that ran
+(DECISIONS E14), or says why none did; ``SHAMISA_NATIVE=0`` measures the pure-Python paths. The per-type times are CPU times too (best of
 ``reps``). Groups are ``0..n-1`` of seed 27; the paper shape needs about 16 groups for a
 representative mix (groups 0-3 alone need 40 codec calls a group, the average is about 23).
 """
@@ -130,6 +131,16 @@ def groups_rate(
     }
 
 
+def _native_state() -> str:
+    """Which encoder paths ran: the native library's file name, or why not (DECISIONS E14)."""
+    from shamisa_core import native
+    from shamisa_core.native.build import library_path
+
+    if not native.enabled():
+        return "off (SHAMISA_NATIVE=0)"
+    return library_path().name if native.library() is not None else "not built"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--threads", type=int, default=1)
@@ -148,6 +159,7 @@ def main() -> None:
         "threads": args.threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "load_avg_1min": round(os.getloadavg()[0], 2),
+        "native": _native_state(),
         "overrides": args.override,
         "per_type_ms": {} if args.skip_per_type else per_type_ms(),
         "groups": {

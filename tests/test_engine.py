@@ -19,6 +19,7 @@ from shamisa_core.distortions.composition import (
 from shamisa_core.distortions.registry import (
     FAMILIES,
     FAMILY_OF,
+    CLAMPED_KEYS,
     REGISTRY,
     STOCHASTIC_KEYS,
     get_type,
@@ -173,6 +174,65 @@ def test_stochastic_flag_matches_rng_use(key, photo):
     get_type(key).fn(photo, value, rng)
     assert (rng.bit_generator.state != before) == (key in STOCHASTIC_KEYS), key
     assert get_type(key).stochastic == (key in STOCHASTIC_KEYS)
+
+
+@pytest.mark.parametrize("key", sorted(CLAMPED_KEYS))
+def test_clamped_types_need_no_chain_clamp(key, photo):
+    """A type in ``CLAMPED_KEYS`` returns samples in [0, 1] for any finite input, at every
+    anchor, so the chain's clamp would leave every bit as it is (apply_chain skips it)."""
+    rng = np.random.default_rng(3)
+    h, w = photo.shape[:2]
+    inputs = [
+        photo,
+        rng.uniform(-0.5, 1.5, photo.shape).astype(np.float32),  # out of range both ways
+        np.zeros_like(photo),
+        np.ones_like(photo),
+        np.where(rng.random(photo.shape) < 0.5, 0.0, 1.0).astype(np.float32),
+    ]
+    assert get_type(key).clamped
+    for img in inputs:
+        for t in (0.0, 1.5, 2.0, 3.0, 4.0):
+            _, value = index_to_value(get_type(key), t)
+            out = np.asarray(get_type(key).fn(img, value, rng), dtype=np.float32)
+            clipped = np.clip(out, 0.0, 1.0)
+            assert out.shape == (h, w, 3)
+            assert np.array_equal(out.view(np.uint32), clipped.view(np.uint32)), (key, t)
+
+
+def test_no_other_type_is_flagged_clamped(photo):
+    """The list is complete: every other type's output can leave [0, 1] (at some anchor, on a
+    natural photo or an out-of-range input), so its clamp is needed."""
+    rng = np.random.default_rng(4)
+    wild = rng.uniform(-0.5, 1.5, photo.shape).astype(np.float32)
+    never = []
+    # quantization stays in [0, 1] on in-range input (a min-max normalised index), but its
+    # one-bucket branch (index / levels) exceeds 1 for samples above 1: left unflagged.
+    for key in sorted(set(REGISTRY) - CLAMPED_KEYS - {"quantization"}):
+        assert not get_type(key).clamped
+        leaves = False
+        for img in (photo, wild):
+            for t in (0.0, 2.0, 4.0):
+                _, value = index_to_value(get_type(key), t)
+                out = np.asarray(get_type(key).fn(img, value, np.random.default_rng(1)))
+                leaves |= bool(out.min() < 0.0 or out.max() > 1.0)
+        never.append(key) if not leaves else None
+    assert never == [], f"{never} never leave [0, 1] here: consider CLAMPED_KEYS"
+
+
+def test_chain_bytes_unchanged_by_the_clamp_skip(photo, monkeypatch):
+    """Random chains give the same bytes as with a clamp after every type."""
+    from shamisa_core.distortions import registry
+
+    rng = np.random.default_rng(21)
+    chains = []
+    for _ in range(12):
+        keys = choose_types(int(rng.integers(1, 8)), rng)
+        chains.append([(k, index_to_value(get_type(k), float(rng.uniform(0, 4)))[1]) for k in keys])
+    fast = [apply_chain(photo, c, np.random.default_rng(i)) for i, c in enumerate(chains)]
+    monkeypatch.setattr(registry, "CLAMPED_KEYS", frozenset())
+    slow = [apply_chain(photo, c, np.random.default_rng(i)) for i, c in enumerate(chains)]
+    for a, b in zip(fast, slow):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
 def _levels_by_hand(photo, comp, prefix_seed, level_seeds):

@@ -119,13 +119,16 @@ def apply_chain(
 ) -> np.ndarray:
     """Apply ``[(key, value), ...]`` in order, clamping to [0, 1] after each (METHOD.md §1.7).
 
-    ``img`` is (H, W, 3) float32 RGB in [0, 1]; it is not modified.
+    ``img`` is (H, W, 3) float32 RGB in [0, 1]; it is not modified. The clamp is skipped after
+    the types whose output is in [0, 1] already (``registry.CLAMPED_KEYS``): it would change
+    no bit there.
     """
     out = img
     for key, value in chain:
         prev = out
-        out = np.asarray(get_type(key).fn(prev, float(value), rng), dtype=np.float32)
-        if out is not prev:
+        dtype = get_type(key)
+        out = np.asarray(dtype.fn(prev, float(value), rng), dtype=np.float32)
+        if out is not prev and not dtype.clamped:
             np.clip(out, 0.0, 1.0, out=out)
     if out is img:
         out = img.copy()
@@ -171,9 +174,8 @@ def apply_levels(
             outs.append(done[values].copy())
             continue
         if slot_outs is not None:
-            first = slot_outs[level]
-            np.clip(first, 0.0, 1.0, out=first)
-            out = apply_chain(first, chain[1:], level_rngs[level])
+            # jpeg2000's levels are k / 255 already (registry.CLAMPED_KEYS): no clamp needed.
+            out = apply_chain(slot_outs[level], chain[1:], level_rngs[level])
         else:
             out = apply_chain(base, chain, level_rngs[level])
         if deterministic:

@@ -91,6 +91,27 @@ STOCHASTIC_KEYS: frozenset[str] = frozenset(
     }
 )
 
+# Types whose output lies in [0, 1] for any finite input, by their own last step (a codec's
+# k / 255, a truncation to 8-bit steps of a clamped image, a clamped tone curve or shift, or
+# brighten's (2 a + b) * float32(1/3) of two clamped branches, at most 1 + 3e-8, rounded to 1): the
+# chain's clamp after them would change no bit, so apply_chain skips it (DECISIONS E16;
+# tests/test_engine.py checks every one of them on out-of-range inputs).
+CLAMPED_KEYS: frozenset[str] = frozenset(
+    {
+        "jpeg",
+        "jpeg2000",
+        "brighten",
+        "colordiff",
+        "colorsat2",
+        "darken",
+        "lincontrchangeneg",
+        "lincontrchangepos",
+        "meanshiftneg",
+        "meanshiftpos",
+        "highsharpen",
+    }
+)
+
 # Keys rounded when extended_int_distortions is false (METHOD.md §1.3, reference list of 5).
 LEGACY_INTEGER_KEYS: frozenset[str] = frozenset(
     {"lensblur", "motionblur", "jpeg", "noneccpatch", "colorblock"}
@@ -121,6 +142,11 @@ class DistortionType:
     def stochastic(self) -> bool:
         """Whether the primitive draws from ``rng`` (see :data:`STOCHASTIC_KEYS`)."""
         return self.key in STOCHASTIC_KEYS
+
+    @property
+    def clamped(self) -> bool:
+        """Whether the output is already in [0, 1] (see :data:`CLAMPED_KEYS`)."""
+        return self.key in CLAMPED_KEYS
 
 
 @lru_cache(maxsize=None)

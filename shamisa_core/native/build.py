@@ -76,7 +76,8 @@ def digest(cc: str | None = None) -> str:
     cc = compiler() if cc is None else cc
     h = hashlib.sha256()
     for path in all_sources():
-        h.update(path.relative_to(HERE).as_posix().encode() + b"\0")
+        name = path.relative_to(HERE).as_posix() if path.is_relative_to(HERE) else path.name
+        h.update(name.encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
     for flags in (COMMON_FLAGS[:-1], OPENJPEG_FLAGS, OWN_FLAGS, LINK_FLAGS):
         h.update(" ".join(flags).encode() + b"\0")

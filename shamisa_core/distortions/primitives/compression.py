@@ -77,10 +77,11 @@ def jpeg2000(img: np.ndarray, value: float, rng: np.random.Generator) -> np.ndar
     stored images bit for bit (the irreversible 9/7 wavelet does not: uint8 MAE 4-27/255).
     Raises if Pillow lacks the OpenJPEG codec (no silent JPEG fallback).
 
-    Decoding goes through ``imagecodecs`` (the same OpenJPEG 2.5 decoder without Pillow's
-    file-object layer: identical pixels, ~0.6 ms less per call). Encoding stays on Pillow:
-    ``imagecodecs.jpeg2k_encode`` has no compression-ratio mode (only a PSNR target) and runs
-    the same OpenJPEG tier-1 coder, so it is no faster (docs/DECISIONS.md, engine speed).
+    Encoding goes through the vendored OpenJPEG of :mod:`shamisa_core.native` when it is
+    built: Pillow's settings and the same file bytes, with tier-1 coding stopped at the byte
+    budget (DECISIONS E14); otherwise through Pillow. Decoding goes through ``imagecodecs``
+    (the same OpenJPEG 2.5 decoder without Pillow's file-object layer: identical pixels,
+    ~0.6 ms less per call). ``imagecodecs.jpeg2k_encode`` has no compression-ratio mode (E2).
     """
     ratio = float(max(int(value), 1))
     buf = _j2k_encode(_to_uint8_truncate(img), [ratio])
