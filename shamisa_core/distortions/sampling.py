@@ -46,16 +46,19 @@ def _native_uniforms(rng: np.random.Generator, pairs: int) -> np.ndarray | None:
     bg = rng.bit_generator
     if lib is None or type(bg) is not np.random.PCG64 or not np.little_endian:
         return None
-    st = bg.state
-    if st["has_uint32"]:
-        return None
-    s, inc = int(st["state"]["state"]), int(st["state"]["inc"])
-    halves = np.array([s >> 64, s & _U64, inc >> 64, inc & _U64], dtype=np.uint64)
-    out = np.empty(2 * pairs, dtype=np.float32)
-    lib.shamisa_pcg64_box_muller_uniforms(halves.ctypes.data, pairs, out.ctypes.data,
-                                          float(_ANGLE_SCALE))
-    st["state"]["state"] = (int(halves[0]) << 64) | int(halves[1])
-    bg.state = st
+    # The generator's own lock, as random_raw takes it: ctypes releases the GIL during the
+    # call, and the state is read, advanced in C and written back as one step.
+    with bg.lock:
+        st = bg.state
+        if st["has_uint32"]:
+            return None
+        s, inc = int(st["state"]["state"]), int(st["state"]["inc"])
+        halves = np.array([s >> 64, s & _U64, inc >> 64, inc & _U64], dtype=np.uint64)
+        out = np.empty(2 * pairs, dtype=np.float32)
+        lib.shamisa_pcg64_box_muller_uniforms(halves.ctypes.data, pairs, out.ctypes.data,
+                                              float(_ANGLE_SCALE))
+        st["state"]["state"] = (int(halves[0]) << 64) | int(halves[1])
+        bg.state = st
     return out
 
 
