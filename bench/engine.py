@@ -131,6 +131,61 @@ def groups_rate(
     }
 
 
+def paired_speedups(profile: str, sources: list[str], n_groups: int, seed: int = 0) -> dict:
+    """The native library and the clamp skip (DECISIONS E14-E16), on and off, group by group.
+
+    "on" is the engine as it is: the native library (DECISIONS E14 jpeg2000 encoder, E15
+    box_muller uniforms) and the skipped chain clamps (E16). "off" is ``SHAMISA_NATIVE=0`` and
+    a clamp after every type. Each group is built both ways, in random order, so slow and fast
+    spells of a shared machine fall on both alike; both ways must give the same bytes, which
+    is asserted. Returns crops per CPU-second each way, their ratio, and the median of the
+    per-group ratios.
+    """
+    import hashlib
+
+    from shamisa_core.config import load_profile
+    from shamisa_core.corpus.groups import build_group, default_loader
+    from shamisa_core.distortions import registry
+
+    cfg = load_profile(profile, [])
+    clamped = registry.CLAMPED_KEYS
+    order_rng = np.random.default_rng(seed)
+    cpu = {"on": 0.0, "off": 0.0}
+    ratios, crops = [], 0
+    build_group(sources, default_loader, 27, 0, 10**5, 10**6, cfg.group, cfg.engine)  # warm
+    previous = os.environ.get("SHAMISA_NATIVE")
+    try:
+        for g in range(n_groups):
+            took, digests = {}, {}
+            for mode in order_rng.permutation(["on", "off"]):
+                os.environ["SHAMISA_NATIVE"] = "1" if mode == "on" else "0"
+                registry.CLAMPED_KEYS = clamped if mode == "on" else frozenset()
+                t0 = time.process_time()
+                grp = build_group(sources, default_loader, 27, 0, g, 10**6, cfg.group, cfg.engine)
+                took[mode] = time.process_time() - t0
+                digests[mode] = hashlib.sha256(grp.ref.tobytes() + grp.dist.tobytes()).hexdigest()
+            if digests["on"] != digests["off"]:
+                raise AssertionError(f"group {g}: the two ways gave different bytes")
+            crops += grp.ref.shape[0] + int(np.prod(grp.dist.shape[:3]))
+            for mode in took:
+                cpu[mode] += took[mode]
+            ratios.append(took["off"] / took["on"])
+    finally:
+        registry.CLAMPED_KEYS = clamped
+        if previous is None:
+            os.environ.pop("SHAMISA_NATIVE", None)
+        else:
+            os.environ["SHAMISA_NATIVE"] = previous
+    return {
+        "groups": n_groups,
+        "crops_per_cpu_s_on": round(crops / cpu["on"], 1),
+        "crops_per_cpu_s_off": round(crops / cpu["off"], 1),
+        "speedup": round(cpu["off"] / cpu["on"], 3),
+        "median_group_speedup": round(float(np.median(ratios)), 3),
+        "same_bytes": True,
+    }
+
+
 def _native_state() -> str:
     """Which encoder paths ran: the native library's file name, or why not (DECISIONS E14)."""
     from shamisa_core import native
@@ -149,6 +204,9 @@ def main() -> None:
     p.add_argument("--override", action="append", default=[],
                    help="config override for the group timing, e.g. engine.j2k_shared_levels=false")
     p.add_argument("--skip-per-type", action="store_true")
+    p.add_argument("--paired", type=int, default=0, metavar="N",
+                   help="also time N paper-shape groups with the native library and the clamp skip "
+                        "(E14-E16) on and off, alternated group by group (paired_speedups)")
     args = p.parse_args()
     _limit_threads(args.threads)
     from shamisa_core.pristine import export_default, scan_folder
@@ -167,6 +225,8 @@ def main() -> None:
             "cpu-small": groups_rate("cpu-small", sources, args.small_groups, args.threads, args.override),
         },
     }
+    if args.paired:
+        result["paired_e14_e16"] = paired_speedups("paper", sources, args.paired)
     print(json.dumps(result, indent=1))
 
 
