@@ -225,6 +225,11 @@ def main() -> None:
             "cpu-small": groups_rate("cpu-small", sources, args.small_groups, args.threads, args.override),
         },
     }
+    from shamisa_core.distortions.primitives.compression import J2K_NATIVE_STATS
+
+    # This process's native jpeg2000 encodes (all of them with --threads 1) and how many the
+    # rate allocator's check sent back for a second or third encode (DECISIONS E14).
+    result["jpeg2000_native_encodes"] = dict(J2K_NATIVE_STATS)
     if args.paired:
         result["paired_e14_e16"] = paired_speedups("paper", sources, args.paired)
     print(json.dumps(result, indent=1))

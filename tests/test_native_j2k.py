@@ -1,13 +1,13 @@
 """The vendored, patched OpenJPEG encoder (shamisa_core.native, DECISIONS E14).
 
 Its JP2 files must equal Pillow's byte for byte (the settings and the packets are the same),
-its tier-1 stop must be active (a limit below the layer budget changes the output) and safe (the
-limit the engine uses does not), and the engine's jpeg2000 outputs must not depend on whether
-the library is built.
+its rate-allocation check must catch a byte limit that is too tight (and encode again), and
+the engine's jpeg2000 outputs must not depend on whether the library is built.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 
 import numpy as np
@@ -60,40 +60,59 @@ def _pillow(u8: np.ndarray, ratios: list[float]) -> bytes:
     return buf.getvalue()
 
 
-def _native(lib, u8: np.ndarray, ratios: list[float], stop: int | None = None) -> bytes:
-    if stop is None:
-        return cp._j2k_encode_native(lib, u8, ratios)
+def _native(lib, u8: np.ndarray, ratios: list[float],
+            stops: tuple[int, int] | None = None) -> tuple[bytes, int]:
+    """The library's JP2 file and its count of further encodes; ``stops`` = (first, safe)
+    byte limits, the engine's own (compression.j2k_first_stop_bytes / j2k_stop_bytes) when
+    None."""
     h, w, c = u8.shape
+    if stops is None:
+        stops = (cp.j2k_first_stop_bytes(h, w, c, ratios), cp.j2k_stop_bytes(h, w, c, ratios))
     planar = np.ascontiguousarray(np.moveaxis(u8, -1, 0))
     rates = np.asarray(ratios, dtype=np.float32)
     out = np.empty(h * w * c * 2 + 65536, dtype=np.uint8)
+    extra = ctypes.c_int(-1)
     n = lib.shamisa_j2k_encode(planar.ctypes.data, w, h, c, rates.ctypes.data, len(rates),
-                               cp.j2k_num_resolutions(h, w), stop, out.ctypes.data, out.size)
+                               cp.j2k_num_resolutions(h, w), stops[0], stops[1],
+                               out.ctypes.data, out.size, ctypes.byref(extra))
     assert n > 0
-    return out[:n].tobytes()
+    return out[:n].tobytes(), extra.value
 
 
 def test_jp2_files_equal_pillows_byte_for_byte(lib):
     """Single layers over the engine's ratio range, and the shared-level layer sets of E6."""
     rng = np.random.default_rng(5)
+    extras = []
     for i, u8 in enumerate(_crops(24, seed=1)):
         if i % 3 == 2:
             ratios = sorted((float(int(rng.uniform(10, 200))) for _ in range(3)), reverse=True)
         else:
             ratios = [float(int(rng.uniform(2, 200)))]
-        assert _native(lib, u8, ratios) == _pillow(u8, ratios), (u8.shape, ratios)
+        data, extra = _native(lib, u8, ratios)
+        assert data == _pillow(u8, ratios), (u8.shape, ratios)
+        extras.append(extra)
+    assert extras.count(0) >= len(extras) // 2  # mostly done in one encode at the tight limit
+    assert cp._j2k_encode_native(lib, _crops(1, seed=2)[0], [40.0]) == _pillow(
+        _crops(1, seed=2)[0], [40.0])
 
 
-def test_the_stop_is_active_below_the_budget_and_exact_at_it(lib):
-    """At a fiftieth of the layer budget the stop drops passes a layer needs (the output changes:
-    the patch is live); at the engine's limit the file equals the unlimited encode."""
+def test_the_check_sends_a_too_tight_limit_back(lib):
+    """A first limit at 1/50 of the layer budget stops code-blocks whose kept passes a layer
+    needs: the rate allocator's check sees it, the image is encoded again (at 1/50 once more,
+    then with no limit) and the file is still Pillow's. At the budget itself no second encode is
+    needed for this crop."""
     u8 = _crops(2, seed=3)[1]  # 96 x 96, noisy
     ratios = [20.0]
-    full = _native(lib, u8, ratios, stop=0)
     limit = cp.j2k_stop_bytes(*u8.shape, ratios)
     assert limit >= u8.size / 20.0
-    assert _native(lib, u8, ratios) == full
-    assert _native(lib, u8, ratios, stop=limit // 50) != full
+    tight, extra = _native(lib, u8, ratios, stops=(limit // 50, limit // 50))
+    assert extra == 1 and tight == _pillow(u8, ratios)
+    stepped, extra = _native(lib, u8, ratios, stops=(limit // 50, limit))
+    assert extra >= 1 and stepped == tight
+    full, extra = _native(lib, u8, ratios, stops=(0, 0))
+    assert extra == 0 and full == tight
+    at_budget, extra = _native(lib, u8, ratios, stops=(limit, limit))
+    assert extra == 0 and at_budget == tight
 
 
 def test_engine_jpeg2000_outputs_do_not_depend_on_the_library(lib, monkeypatch):

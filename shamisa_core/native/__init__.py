@@ -33,7 +33,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     fn.argtypes = [
         ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,  # planar u8, w, h, comps
         ctypes.c_void_p, ctypes.c_int, ctypes.c_int,  # float32 ratios, layers, resolutions
-        ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t,  # stop bytes, out, capacity
+        ctypes.c_uint, ctypes.c_uint,  # first and safe stop bytes
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,  # out, capacity, int *reencoded
     ]
     fn = lib.shamisa_pcg64_box_muller_uniforms
     fn.restype = None

@@ -6,8 +6,9 @@
  *              num_resolutions=n, progression="LRCP", irreversible=False)
  * (one tile, 64x64 code-blocks, no MCT, reversible 5/3, rate-mode layers, OpenJPEG's default
  * comment), so the codestream inside Pillow's JP2 file and this one carry the same packets.
- * With stop_bytes > 0 the patched tier-1 coder stops each code-block once its codeword is
- * longer than stop_bytes (see openjpeg/t1.c).
+ * The patched tier-1 coder stops each code-block once its codeword is longer than a byte
+ * limit: first a tight one, then, where the rate allocator says that may have changed its
+ * choice, the layer budget, then none (see openjpeg/t1.c).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 /* From the patched openjpeg/t1.c (its header needs OpenJPEG's private types). */
 void opj_t1_set_encode_stop_bytes(OPJ_UINT32 stop_bytes);
+OPJ_UINT32 opj_t1_stop_unsafe(void);
 
 #define SHAMISA_API __attribute__((visibility("default")))
 
@@ -70,13 +72,9 @@ static OPJ_BOOL mem_seek(OPJ_OFF_T n, void *user)
     return OPJ_TRUE;
 }
 
-/* Encode a planar 8-bit image (comps planes of height x width bytes, one after the other).
- * ratios: nlayers compression ratios (rate mode). Returns the codestream length written to
- * out (at most cap bytes), -1 on bad arguments, -2 if OpenJPEG fails, -3 if cap is too small.
- */
-SHAMISA_API long shamisa_j2k_encode(const uint8_t *planar, int width, int height, int comps,
-                                    const float *ratios, int nlayers, int num_resolutions,
-                                    unsigned int stop_bytes, uint8_t *out, size_t cap)
+static long encode_once(const uint8_t *planar, int width, int height, int comps,
+                        const float *ratios, int nlayers, int num_resolutions,
+                        unsigned int stop_bytes, uint8_t *out, size_t cap, int *unsafe)
 {
     opj_cparameters_t params;
     opj_image_cmptparm_t cparams[4];
@@ -162,6 +160,7 @@ SHAMISA_API long shamisa_j2k_encode(const uint8_t *planar, int width, int height
             opj_end_compress(codec, stream)) {
         result = (long)mem.len;
     }
+    *unsafe = (int)opj_t1_stop_unsafe();
     opj_t1_set_encode_stop_bytes(0);
     if (mem.overflow) {
         result = -3;
@@ -176,4 +175,40 @@ done:
     }
     opj_image_destroy(image);
     return result;
+}
+
+/* Encode a planar 8-bit image (comps planes of height x width bytes, one after the other).
+ * ratios: nlayers compression ratios (rate mode). Tier-1 coding stops at first_stop bytes per
+ * code-block; where the rate allocator cannot rule out that passes not coded would have been
+ * chosen (see openjpeg/t1.c), the image is encoded again with safe_stop bytes, and, if that is
+ * not enough either, with no limit at all (upstream OpenJPEG's own encode). *extra receives
+ * the number of further encodes (0, 1 or 2). Returns the file length written to out (at most
+ * cap bytes), -1 on bad arguments, -2 if OpenJPEG fails, -3 if cap is too small.
+ */
+SHAMISA_API long shamisa_j2k_encode(const uint8_t *planar, int width, int height, int comps,
+                                    const float *ratios, int nlayers, int num_resolutions,
+                                    unsigned int first_stop, unsigned int safe_stop,
+                                    uint8_t *out, size_t cap, int *extra)
+{
+    unsigned int stops[3];
+    int nstops = 0, i, unsafe = 0;
+    long n = -1;
+
+    stops[nstops++] = first_stop;
+    if (safe_stop && safe_stop != first_stop) {
+        stops[nstops++] = safe_stop;
+    }
+    if (stops[nstops - 1] != 0) {
+        stops[nstops++] = 0;
+    }
+    *extra = 0;
+    for (i = 0; i < nstops; ++i) {
+        n = encode_once(planar, width, height, comps, ratios, nlayers, num_resolutions,
+                        stops[i], out, cap, &unsafe);
+        if (n <= 0 || !unsafe) {
+            break;
+        }
+        *extra = i + 1;
+    }
+    return n;
 }

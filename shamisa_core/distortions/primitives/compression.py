@@ -7,6 +7,7 @@ image comes back as ``k / 255``. Deterministic (``rng`` unused).
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 from typing import Sequence
@@ -31,6 +32,10 @@ _J2K_SHARED_MIN_BUDGET_BYTES = 800.0
 # Slack on top of the largest layer budget before the patched tier-1 coder stops a code-block
 # (DECISIONS E14; any value >= 0 keeps every pass a layer can hold).
 _J2K_STOP_MARGIN_BYTES = 16
+# The first, tight limit as a share of that budget (E14): where the rate allocator's check
+# fails, the image is encoded again at the full budget (and then with no limit). A quarter
+# was the fastest share on natural 224-px and 96-px crops (about 10 % of them encoded twice).
+_J2K_FIRST_STOP_FRACTION = 0.25
 
 _JPEG_PARAMS: list[int] = []
 if hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR") and hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR_420"):
@@ -92,28 +97,46 @@ def jpeg2000(img: np.ndarray, value: float, rng: np.random.Generator) -> np.ndar
 
 
 def j2k_stop_bytes(height: int, width: int, channels: int, ratios: Sequence[float]) -> int:
-    """The code-block byte limit for the patched encoder (DECISIONS E14): the largest layer
-    budget, ``ceil(h * w * c / min(ratios))`` bytes (OpenJPEG's own cap for an 8-bit image),
-    plus ``_J2K_STOP_MARGIN_BYTES``. No code-block of a layer can hold more bytes than the
-    whole layer, so passes ending beyond it are never kept."""
+    """The safe code-block byte limit for the patched encoder (DECISIONS E14): the largest
+    layer budget, ``ceil(h * w * c / min(ratios))`` bytes (OpenJPEG's own cap for an 8-bit
+    image), plus ``_J2K_STOP_MARGIN_BYTES``. No code-block of a layer can hold more bytes than
+    the whole layer, so passes ending beyond it are never kept."""
     budget = math.ceil(height * width * channels / min(float(r) for r in ratios))
     return int(budget + _J2K_STOP_MARGIN_BYTES)
 
 
+def j2k_first_stop_bytes(height: int, width: int, channels: int, ratios: Sequence[float]) -> int:
+    """The first, tight code-block byte limit (DECISIONS E14): ``_J2K_FIRST_STOP_FRACTION`` of
+    the largest layer budget plus the margin. Where the rate allocator finds it too tight, the
+    encoder codes the image again with :func:`j2k_stop_bytes`."""
+    budget = math.ceil(height * width * channels / min(float(r) for r in ratios))
+    return int(math.ceil(budget * _J2K_FIRST_STOP_FRACTION) + _J2K_STOP_MARGIN_BYTES)
+
+
+# Native encodes, how many were coded again at the budget limit, and how many a third time with
+# no limit (DECISIONS E14; bench/engine.py reports them).
+J2K_NATIVE_STATS: dict[str, int] = {"encodes": 0, "reencoded": 0, "unlimited": 0}
+
+
 def _j2k_encode_native(lib, u8: np.ndarray, ratios: Sequence[float]) -> bytes:
-    """The raw codestream from the vendored OpenJPEG (shamisa_core.native, DECISIONS E14):
-    the same encoder settings and packets as :func:`_j2k_encode`'s Pillow path, with tier-1
-    coding stopped at :func:`j2k_stop_bytes`."""
+    """The JP2 file from the vendored OpenJPEG (shamisa_core.native, DECISIONS E14): the same
+    encoder settings and bytes as :func:`_j2k_encode`'s Pillow path, with tier-1 coding
+    stopped at :func:`j2k_first_stop_bytes` (again at :func:`j2k_stop_bytes` where needed)."""
     h, w = u8.shape[:2]
     c = u8.shape[2] if u8.ndim == 3 else 1
     planar = np.ascontiguousarray(np.moveaxis(u8, -1, 0) if u8.ndim == 3 else u8, dtype=np.uint8)
     rates = np.asarray([float(r) for r in ratios], dtype=np.float32)
     cap = h * w * c * 2 + 65536
     out = np.empty(cap, dtype=np.uint8)
+    again = ctypes.c_int(0)
     n = lib.shamisa_j2k_encode(
         planar.ctypes.data, w, h, c, rates.ctypes.data, len(rates),
-        j2k_num_resolutions(h, w), j2k_stop_bytes(h, w, c, ratios), out.ctypes.data, cap,
+        j2k_num_resolutions(h, w), j2k_first_stop_bytes(h, w, c, ratios),
+        j2k_stop_bytes(h, w, c, ratios), out.ctypes.data, cap, ctypes.byref(again),
     )
+    J2K_NATIVE_STATS["encodes"] += 1
+    J2K_NATIVE_STATS["reencoded"] += int(again.value >= 1)
+    J2K_NATIVE_STATS["unlimited"] += int(again.value >= 2)
     if n <= 0:
         raise RuntimeError(
             f"native JPEG 2000 encoding failed (code {n}) for a {h}x{w}x{c} image at ratios "

@@ -2549,18 +2549,74 @@ static int opj_t1_enc_is_term_pass(opj_tcd_cblk_enc_t* cblk,
 }
 
 
-/* shamisa patch (docs/DECISIONS.md E14), the only change to OpenJPEG 2.5.4 in this tree:
- * a code-block's coding passes stop once its MQ codeword holds more than
+/* shamisa patch (docs/DECISIONS.md E14), the only change to OpenJPEG 2.5.4 in this tree
+ * (here, in t1.h, in tcd.h's code-block struct and in tcd.c's rate allocation).
+ *
+ * A code-block's coding passes stop once its MQ codeword holds more than
  * opj_t1_encode_stop_bytes bytes (0, the default, codes every pass as upstream does). The
- * caller sets it to the largest layer budget in bytes plus a margin: a pass that ends beyond
- * the budget can never be included in a layer, and the bytes of the passes that can are final
- * by then, so the truncated codestream is the same. Set per thread (the encoder runs tier-1 on
- * the calling thread when no thread pool is set). */
+ * bytes the coder has moved past by then are final; the code-block keeps only the passes
+ * whose data and rate lie wholly in them, which are bit for bit those of the full encode.
+ * The rate allocator (tcd.c) then checks every allocation it accepts, trial thresholds that
+ * fit and the final one: for each stopped code-block, no pass the full encode would have
+ * beyond the kept ones can pass the threshold test, because its rate is at least
+ * shamisa_safe_bytes - 3 and its cumulative distortion decrease at most shamisa_disto_ub (the
+ * coded passes' exact value plus, for every bit-plane from the stopped one down, each sample's
+ * largest table decrease). Rejected trials need no check: the full encode, which can only
+ * select more, rejects them too. Where a check fails, opj_t1_stop_unsafe() says so and the
+ * caller encodes again with the limit at the layer budget (no pass beyond it can be kept).
+ * State is per thread (tier-1 and rate allocation run on the calling thread when no thread
+ * pool is set). */
 static __thread OPJ_UINT32 opj_t1_encode_stop_bytes = 0;
+static __thread OPJ_UINT32 opj_t1_stop_trial_touched = 0;
+static __thread OPJ_UINT32 opj_t1_stop_unsafe_flag = 0;
 
 void opj_t1_set_encode_stop_bytes(OPJ_UINT32 stop_bytes)
 {
     opj_t1_encode_stop_bytes = stop_bytes;
+    opj_t1_stop_trial_touched = 0;
+    opj_t1_stop_unsafe_flag = 0;
+}
+
+void opj_t1_stop_trial_begin(void)
+{
+    opj_t1_stop_trial_touched = 0;
+}
+
+void opj_t1_stop_trial_check(const opj_tcd_cblk_enc_t *cblk, OPJ_UINT32 n,
+                             OPJ_FLOAT64 thresh)
+{
+    OPJ_FLOAT64 r_low, r_n, d_n, slope_ub;
+    if (!cblk->shamisa_stopped) {
+        return;
+    }
+    if (thresh < 0) { /* "every pass": the full encode has more */
+        opj_t1_stop_trial_touched = 1;
+        return;
+    }
+    r_low = (OPJ_FLOAT64)cblk->shamisa_safe_bytes - 3.0;
+    r_n = n ? (OPJ_FLOAT64)cblk->passes[n - 1].rate : 0.0;
+    d_n = n ? cblk->passes[n - 1].distortiondec : 0.0;
+    if (!(r_low > r_n)) {
+        opj_t1_stop_trial_touched = 1;
+        return;
+    }
+    slope_ub = (cblk->shamisa_disto_ub - d_n) / (r_low - r_n) * (1.0 + 1e-9);
+    /* makelayer takes a pass when thresh - dd / dr < DBL_EPSILON */
+    if (!(thresh - slope_ub >= 2.0 * DBL_EPSILON)) {
+        opj_t1_stop_trial_touched = 1;
+    }
+}
+
+void opj_t1_stop_trial_accepted(void)
+{
+    if (opj_t1_stop_trial_touched) {
+        opj_t1_stop_unsafe_flag = 1;
+    }
+}
+
+OPJ_UINT32 opj_t1_stop_unsafe(void)
+{
+    return opj_t1_stop_unsafe_flag;
 }
 
 static OPJ_FLOAT64 opj_t1_encode_cblk(opj_t1_t *t1,
@@ -2595,6 +2651,7 @@ static OPJ_FLOAT64 opj_t1_encode_cblk(opj_t1_t *t1,
 #endif
 
     mqc->lut_ctxno_zc_orient = lut_ctxno_zc + (orient << 9);
+    cblk->shamisa_stopped = 0; /* shamisa patch (E14) */
 
     max = 0;
     datap = t1->data;
@@ -2671,15 +2728,45 @@ static OPJ_FLOAT64 opj_t1_encode_cblk(opj_t1_t *t1,
         cumwmsedec += tempwmsedec;
         pass->distortiondec = cumwmsedec;
 
-        /* shamisa patch (E14): end the code-block here, terminated, once the codeword is
-         * past the caller's byte limit (MQ-coded passes only; the count is -1 before the
-         * first byte is out, hence the signed comparison). */
+        /* shamisa patch (E14): end the code-block here once the codeword is past the
+         * caller's byte limit (MQ-coded passes only; the count is -1 before the first byte is
+         * out, hence the signed comparison). Keep the passes that end in final bytes. */
         if (opj_t1_encode_stop_bytes && type == T1_TYPE_MQ &&
                 (OPJ_INT32)opj_mqc_numbytes(mqc) > (OPJ_INT32)opj_t1_encode_stop_bytes) {
+            OPJ_UINT32 safe = opj_mqc_numbytes(mqc);
+            OPJ_UINT32 keep = 0;
+            OPJ_FLOAT64 rest = 0.0;
+            OPJ_UINT32 k, count = t1->w * t1->h;
+            /* What the passes from this bit-plane down can still decrease, per sample, in
+             * nmsedec units times 4^plane (t1_luts.h maxima: significance 30336 above plane
+             * 0 and 32256 in it, refinement 6144 above plane 0 and 8192 in it): a sample
+             * whose top bit is in plane m <= bpno becomes significant there and is refined
+             * below; one already significant above is refined in every plane from bpno
+             * down. ref_sum(p) = refinement bound summed over planes p-1 .. 0. */
+#define OPJ_T1_REF_SUM(p) ((p) > 0 ? 8192.0 + 6144.0 * (ldexp(1.0, 2 * (p)) - 4.0) / 3.0 : 0.0)
+            for (k = 0; k < count; ++k) {
+                OPJ_UINT32 mag = opj_smr_abs(t1->data[k]) >> T1_NMSEDEC_FRACBITS;
+                if (mag) {
+                    OPJ_INT32 m = opj_int_floorlog2((OPJ_INT32)mag);
+                    if (m > bpno) {
+                        rest += OPJ_T1_REF_SUM(bpno + 1);
+                    } else {
+                        rest += (m > 0 ? 30336.0 : 32256.0) * ldexp(1.0, 2 * m) +
+                                OPJ_T1_REF_SUM(m);
+                    }
+                }
+            }
+#undef OPJ_T1_REF_SUM
+            rest *= opj_t1_getwmsedec(1, compno, level, orient, 0, qmfbid, stepsize,
+                                      numcomps, mct_norms, mct_numcomps);
+            while (keep < passno && cblk->passes[keep].rate <= safe) {
+                ++keep;
+            }
             opj_mqc_flush(mqc);
-            pass->term = 1;
-            pass->rate = opj_mqc_numbytes(mqc);
-            ++passno;
+            cblk->shamisa_stopped = 1;
+            cblk->shamisa_safe_bytes = safe;
+            cblk->shamisa_disto_ub = (cumwmsedec + rest) * (1.0 + 1e-9);
+            passno = keep;
             break;
         }
 

@@ -267,5 +267,10 @@ void opj_t1_destroy(opj_t1_t *p_t1);
 
 /* shamisa patch (docs/DECISIONS.md E14): see t1.c. */
 void opj_t1_set_encode_stop_bytes(OPJ_UINT32 stop_bytes);
+void opj_t1_stop_trial_begin(void);
+void opj_t1_stop_trial_check(const opj_tcd_cblk_enc_t *cblk, OPJ_UINT32 n,
+                             OPJ_FLOAT64 thresh);
+void opj_t1_stop_trial_accepted(void);
+OPJ_UINT32 opj_t1_stop_unsafe(void);
 
 #endif /* OPJ_T1_H */

@@ -257,6 +257,7 @@ OPJ_BOOL opj_tcd_makelayer(opj_tcd_t *tcd,
     OPJ_BOOL layer_allocation_is_same = OPJ_TRUE;
 
     tcd_tile->distolayer[layno] = 0;
+    opj_t1_stop_trial_begin(); /* shamisa patch (E14) */
 
     for (compno = 0; compno < tcd_tile->numcomps; compno++) {
         opj_tcd_tilecomp_t *tilec = &tcd_tile->comps[compno];
@@ -315,6 +316,9 @@ OPJ_BOOL opj_tcd_makelayer(opj_tcd_t *tcd,
                                 }
                             }
                         }
+
+                        /* shamisa patch (E14): could the full encode select more here? */
+                        opj_t1_stop_trial_check(cblk, n, thresh);
 
                         if (layer->numpasses != n - cblk->numpassesinlayers) {
                             layer_allocation_is_same = OPJ_FALSE;
@@ -687,6 +691,7 @@ OPJ_BOOL opj_tcd_rateallocate(opj_tcd_t *tcd,
                     last_layer_allocation_ok = OPJ_TRUE;
                     hi = thresh;
                     stable_thresh = thresh;
+                    opj_t1_stop_trial_accepted(); /* shamisa patch (E14) */
                 }
             }
 
@@ -703,6 +708,7 @@ OPJ_BOOL opj_tcd_rateallocate(opj_tcd_t *tcd,
         }
 
         opj_tcd_makelayer(tcd, layno, goodthresh, 1);
+        opj_t1_stop_trial_accepted(); /* shamisa patch (E14) */
 
         cumdisto[layno] = (layno == 0) ? tcd_tile->distolayer[0] :
                           (cumdisto[layno - 1] + tcd_tile->distolayer[layno]);

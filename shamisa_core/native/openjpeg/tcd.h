@@ -87,6 +87,12 @@ typedef struct opj_tcd_cblk_enc {
     numpasses;         /* number of pass already done for the code-blocks */
     OPJ_UINT32 numpassesinlayers; /* number of passes in the layer */
     OPJ_UINT32 totalpasses;       /* total number of passes */
+    /* shamisa patch (E14): coding stopped at the byte limit; then the codeword bytes before
+     * shamisa_safe_bytes are final, and shamisa_disto_ub bounds the cumulative distortion
+     * decrease of every pass the full encode would have, coded or not. */
+    OPJ_UINT32 shamisa_stopped;
+    OPJ_UINT32 shamisa_safe_bytes;
+    OPJ_FLOAT64 shamisa_disto_ub;
 } opj_tcd_cblk_enc_t;
 
 
