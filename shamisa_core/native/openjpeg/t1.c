@@ -2560,8 +2560,8 @@ static int opj_t1_enc_is_term_pass(opj_tcd_cblk_enc_t* cblk,
  * fit and the final one: for each stopped code-block, no pass the full encode would have
  * beyond the kept ones can pass the threshold test, because its rate is at least
  * shamisa_safe_bytes - 3 and its cumulative distortion decrease at most shamisa_disto_ub (the
- * coded passes' exact value plus, for every bit-plane from the stopped one down, each sample's
- * largest table decrease). Rejected trials need no check: the full encode, which can only
+ * coded passes' exact value plus the decrease-table entries the passes not coded would add
+ * for each sample's actual bits, the stopped plane counted whole). Rejected trials need no check: the full encode, which can only
  * select more, rejects them too. Where a check fails, opj_t1_stop_unsafe() says so and the
  * caller encodes again with the limit at the layer budget (no pass beyond it can be kept).
  * State is per thread (tier-1 and rate allocation run on the calling thread when no thread
@@ -2737,26 +2737,23 @@ static OPJ_FLOAT64 opj_t1_encode_cblk(opj_t1_t *t1,
             OPJ_UINT32 keep = 0;
             OPJ_FLOAT64 rest = 0.0;
             OPJ_UINT32 k, count = t1->w * t1->h;
-            /* What the passes from this bit-plane down can still decrease, per sample, in
-             * nmsedec units times 4^plane (t1_luts.h maxima: significance 30336 above plane
-             * 0 and 32256 in it, refinement 6144 above plane 0 and 8192 in it): a sample
-             * whose top bit is in plane m <= bpno becomes significant there and is refined
-             * below; one already significant above is refined in every plane from bpno
-             * down. ref_sum(p) = refinement bound summed over planes p-1 .. 0. */
-#define OPJ_T1_REF_SUM(p) ((p) > 0 ? 8192.0 + 6144.0 * (ldexp(1.0, 2 * (p)) - 4.0) / 3.0 : 0.0)
+            /* What the passes from this bit-plane down can still decrease: per sample, the
+             * decrease-table entries OpenJPEG's own passes would add for its actual bits
+             * (significance in the plane of its top bit, refinement below), in nmsedec units
+             * times 4^plane. The stopped plane is counted whole, which only adds. */
             for (k = 0; k < count; ++k) {
-                OPJ_UINT32 mag = opj_smr_abs(t1->data[k]) >> T1_NMSEDEC_FRACBITS;
-                if (mag) {
-                    OPJ_INT32 m = opj_int_floorlog2((OPJ_INT32)mag);
-                    if (m > bpno) {
-                        rest += OPJ_T1_REF_SUM(bpno + 1);
-                    } else {
-                        rest += (m > 0 ? 30336.0 : 32256.0) * ldexp(1.0, 2 * m) +
-                                OPJ_T1_REF_SUM(m);
+                OPJ_UINT32 mag = opj_smr_abs(t1->data[k]);
+                if (mag >> T1_NMSEDEC_FRACBITS) {
+                    OPJ_INT32 m = opj_int_floorlog2((OPJ_INT32)mag) - T1_NMSEDEC_FRACBITS;
+                    OPJ_INT32 plane;
+                    for (plane = opj_int_min(m, bpno); plane >= 0; --plane) {
+                        OPJ_INT16 v = plane == m ?
+                                      opj_t1_getnmsedec_sig(mag, (OPJ_UINT32)plane) :
+                                      opj_t1_getnmsedec_ref(mag, (OPJ_UINT32)plane);
+                        rest += (OPJ_FLOAT64)v * ldexp(1.0, 2 * plane);
                     }
                 }
             }
-#undef OPJ_T1_REF_SUM
             rest *= opj_t1_getwmsedec(1, compno, level, orient, 0, qmfbid, stepsize,
                                       numcomps, mct_norms, mct_numcomps);
             while (keep < passno && cblk->passes[keep].rate <= safe) {
