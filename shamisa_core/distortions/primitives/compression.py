@@ -84,8 +84,8 @@ def jpeg2000(img: np.ndarray, value: float, rng: np.random.Generator) -> np.ndar
     Raises if Pillow lacks the OpenJPEG codec (no silent JPEG fallback).
 
     Encoding goes through the vendored OpenJPEG of :mod:`shamisa_core.native` when it is
-    built: Pillow's settings and the same file bytes, with tier-1 coding stopped at the byte
-    budget (DECISIONS E14); otherwise through Pillow. Decoding goes through ``imagecodecs``
+    built: Pillow's settings and the same file bytes, with tier-1 coding stopped early and the
+    rate allocation checked (DECISIONS E14); otherwise through Pillow. Decoding goes through ``imagecodecs``
     (the same OpenJPEG 2.5 decoder without Pillow's file-object layer: identical pixels,
     ~0.6 ms less per call). ``imagecodecs.jpeg2k_encode`` has no compression-ratio mode (E2).
     """
@@ -147,10 +147,10 @@ def _j2k_encode_native(lib, u8: np.ndarray, ratios: Sequence[float]) -> bytes:
 
 
 def _j2k_encode(u8: np.ndarray, ratios: Sequence[float]) -> io.BytesIO:
-    """OpenJPEG codestream of ``u8`` with one quality layer per ratio (rate mode).
+    """A JPEG 2000 (JP2) file of ``u8`` with one quality layer per ratio (rate mode).
 
     The vendored, patched OpenJPEG when the native library is built (DECISIONS E14), else
-    Pillow's (a JP2 file around the same codestream); both decode to the same pixels.
+    Pillow's; both write the same JP2 file.
     """
     lib = native.library()
     if lib is not None:
