@@ -160,3 +160,13 @@ def test_missing_library_falls_back_with_a_notice(monkeypatch, tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.count("native kernels not built") == 1
     assert "python -m shamisa_core.native.build" in err
+
+
+def test_an_unloadable_library_falls_back_with_a_notice(monkeypatch, tmp_path, capsys):
+    broken = tmp_path / "libshamisa_native-broken.so"
+    broken.write_bytes(b"not a shared library")
+    monkeypatch.setattr(native_build, "library_path", lambda cc=None: broken)
+    monkeypatch.setattr(native, "_STATE", {})
+    assert native.library() is None
+    err = capsys.readouterr().err
+    assert "cannot be used" in err and "--force" in err and str(broken) in err

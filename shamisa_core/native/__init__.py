@@ -34,7 +34,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,  # planar u8, w, h, comps
         ctypes.c_void_p, ctypes.c_int, ctypes.c_int,  # float32 ratios, layers, resolutions
         ctypes.c_uint, ctypes.c_uint,  # first and safe stop bytes
-        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,  # out, capacity, int *reencoded
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,  # out, capacity, int *extra encodes
     ]
     fn = lib.shamisa_pcg64_box_muller_uniforms
     fn.restype = None
@@ -57,7 +57,16 @@ def _load() -> ctypes.CDLL | None:
             file=sys.stderr,
         )
         return None
-    return _declare(ctypes.CDLL(str(path)))
+    try:
+        return _declare(ctypes.CDLL(str(path)))
+    except (OSError, AttributeError) as exc:  # unloadable, or built from other sources
+        print(
+            f"shamisa: native kernels in {path} cannot be used ({exc}); using the slower pure "
+            "Python paths, same output. Rebuild them with "
+            "`python -m shamisa_core.native.build --force`.",
+            file=sys.stderr,
+        )
+        return None
 
 
 def library() -> ctypes.CDLL | None:
