@@ -2559,11 +2559,12 @@ static int opj_t1_enc_is_term_pass(opj_tcd_cblk_enc_t* cblk,
  * The rate allocator (tcd.c) then checks every allocation it accepts, trial thresholds that
  * fit and the final one: for each stopped code-block, no pass the full encode would have
  * beyond the kept ones can pass the threshold test, because its rate is at least
- * shamisa_safe_bytes - 3 and its cumulative distortion decrease at most shamisa_disto_ub (the
- * coded passes' exact value plus the decrease-table entries the passes not coded would add
- * for each sample's actual bits, the stopped plane counted whole). Rejected trials need no check: the full encode, which can only
- * select more, rejects them too. Where a check fails, opj_t1_stop_unsafe() says so and the
- * caller encodes again with the limit at the layer budget (no pass beyond it can be kept).
+ * shamisa_safe_bytes - 3 and its cumulative distortion decrease at most shamisa_disto_ub
+ * (the coded passes' exact value plus the decrease-table entries the passes not coded would
+ * add for each sample's actual bits, the stopped plane counted whole). Rejected trials need
+ * no check: the full encode, which can only select more, rejects them too. Where a check
+ * fails, opj_t1_stop_unsafe() says so and the caller encodes again, with the limit at the
+ * layer budget, then with none.
  * State is per thread (tier-1 and rate allocation run on the calling thread when no thread
  * pool is set). */
 static __thread OPJ_UINT32 opj_t1_encode_stop_bytes = 0;
