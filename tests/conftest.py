@@ -20,6 +20,22 @@ REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = REPO / "tests" / "data" / "conformance"
 
 
+@pytest.fixture(scope="session")
+def native_built():
+    """Builds the native library (a no-op when it is current) and returns it loaded; skips,
+    with the reason, only where there is no C compiler (DECISIONS E14-E15)."""
+    from shamisa_core import native
+    from shamisa_core.native import build as native_build
+
+    if not native_build.compiler():
+        pytest.skip("no C compiler: the native library cannot be built here")
+    native_build.build()
+    native._STATE.clear()  # forget a "not built" seen earlier in the session
+    loaded = native.library()
+    assert loaded is not None, "the native library was built but did not load"
+    return loaded
+
+
 def conformance_stats(out: np.ndarray, inp: np.ndarray) -> np.ndarray:
     """The seven statistics of shared/conformance/README.md section 1, in
     ``meta.application.stats_columns`` order (output clamped to [0, 1], d = output - input)."""

@@ -7,7 +7,6 @@ the engine's jpeg2000 outputs must not depend on whether the library is built.
 
 from __future__ import annotations
 
-import ctypes
 import io
 
 import numpy as np
@@ -19,15 +18,10 @@ from shamisa_core.distortions.primitives import compression as cp
 from shamisa_core.native import build as native_build
 
 
-@pytest.fixture(scope="module")
-def lib():
-    if not native_build.compiler():
-        pytest.skip("no C compiler: the native library cannot be built here")
-    native_build.build()
-    native._STATE.clear()
-    loaded = native.library()
-    assert loaded is not None, "the library was built but did not load"
-    return loaded
+@pytest.fixture
+def lib(native_built, monkeypatch):
+    monkeypatch.delenv("SHAMISA_NATIVE", raising=False)
+    return native_built
 
 
 def _crops(n: int, seed: int) -> list[np.ndarray]:
@@ -60,25 +54,6 @@ def _pillow(u8: np.ndarray, ratios: list[float]) -> bytes:
     return buf.getvalue()
 
 
-def _native(lib, u8: np.ndarray, ratios: list[float],
-            stops: tuple[int, int] | None = None) -> tuple[bytes, int]:
-    """The library's JP2 file and its count of further encodes; ``stops`` = (first, safe)
-    byte limits, the engine's own (compression.j2k_first_stop_bytes / j2k_stop_bytes) when
-    None."""
-    h, w, c = u8.shape
-    if stops is None:
-        stops = (cp.j2k_first_stop_bytes(h, w, c, ratios), cp.j2k_stop_bytes(h, w, c, ratios))
-    planar = np.ascontiguousarray(np.moveaxis(u8, -1, 0))
-    rates = np.asarray(ratios, dtype=np.float32)
-    out = np.empty(h * w * c * 2 + 65536, dtype=np.uint8)
-    extra = ctypes.c_int(-1)
-    n = lib.shamisa_j2k_encode(planar.ctypes.data, w, h, c, rates.ctypes.data, len(rates),
-                               cp.j2k_num_resolutions(h, w), stops[0], stops[1],
-                               out.ctypes.data, out.size, ctypes.byref(extra))
-    assert n > 0
-    return out[:n].tobytes(), extra.value
-
-
 def test_jp2_files_equal_pillows_byte_for_byte(lib):
     """Single layers over the engine's ratio range, and the shared-level layer sets of E6."""
     rng = np.random.default_rng(5)
@@ -88,7 +63,7 @@ def test_jp2_files_equal_pillows_byte_for_byte(lib):
             ratios = sorted((float(int(rng.uniform(10, 200))) for _ in range(3)), reverse=True)
         else:
             ratios = [float(int(rng.uniform(2, 200)))]
-        data, extra = _native(lib, u8, ratios)
+        data, extra = cp.j2k_encode_native(lib, u8, ratios)
         assert data == _pillow(u8, ratios), (u8.shape, ratios)
         extras.append(extra)
     assert extras.count(0) >= len(extras) // 2  # mostly done in one encode at the tight limit
@@ -105,13 +80,13 @@ def test_the_check_sends_a_too_tight_limit_back(lib):
     ratios = [20.0]
     limit = cp.j2k_stop_bytes(*u8.shape, ratios)
     assert limit >= u8.size / 20.0
-    tight, extra = _native(lib, u8, ratios, stops=(limit // 50, limit // 50))
+    tight, extra = cp.j2k_encode_native(lib, u8, ratios, (limit // 50, limit // 50))
     assert extra == 1 and tight == _pillow(u8, ratios)
-    stepped, extra = _native(lib, u8, ratios, stops=(limit // 50, limit))
+    stepped, extra = cp.j2k_encode_native(lib, u8, ratios, (limit // 50, limit))
     assert extra >= 1 and stepped == tight
-    full, extra = _native(lib, u8, ratios, stops=(0, 0))
+    full, extra = cp.j2k_encode_native(lib, u8, ratios, (0, 0))
     assert extra == 0 and full == tight
-    at_budget, extra = _native(lib, u8, ratios, stops=(limit, limit))
+    at_budget, extra = cp.j2k_encode_native(lib, u8, ratios, (limit, limit))
     assert extra == 0 and at_budget == tight
 
 

@@ -71,25 +71,14 @@ def test_samples_are_gaussian_with_the_asked_std():
 
 from shamisa_core import native  # noqa: E402
 from shamisa_core.distortions import sampling  # noqa: E402
-from shamisa_core.native import build as native_build  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def _built():
-    """Builds the native library (a no-op when it is current); skips without a C compiler."""
-    if not native_build.compiler():
-        pytest.skip("no C compiler: the native library cannot be built here")
-    native_build.build()
-    native._STATE.clear()  # forget a "not built" seen earlier in the session
 
 
 @pytest.fixture
-def native_lib(_built, monkeypatch):
+def native_lib(native_built, monkeypatch):
     """The loaded native library, with SHAMISA_NATIVE unset."""
     monkeypatch.delenv("SHAMISA_NATIVE", raising=False)
-    loaded = native.library()
-    assert loaded is not None, "the native library was built but did not load"
-    return loaded
+    assert native.library() is native_built
+    return native_built
 
 
 def _draw(monkeypatch, use_native: bool, seed: int, steps) -> list[bytes]:

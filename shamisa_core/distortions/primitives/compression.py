@@ -97,20 +97,24 @@ def jpeg2000(img: np.ndarray, value: float, rng: np.random.Generator) -> np.ndar
     return out
 
 
+def _j2k_budget_bytes(height: int, width: int, channels: int, ratios: Sequence[float]) -> int:
+    """The largest layer budget, ``ceil(h * w * c / min(ratios))`` bytes (OpenJPEG's own cap
+    for an 8-bit image)."""
+    return math.ceil(height * width * channels / min(float(r) for r in ratios))
+
+
 def j2k_stop_bytes(height: int, width: int, channels: int, ratios: Sequence[float]) -> int:
     """The safe code-block byte limit for the patched encoder (DECISIONS E14): the largest
-    layer budget, ``ceil(h * w * c / min(ratios))`` bytes (OpenJPEG's own cap for an 8-bit
-    image), plus ``_J2K_STOP_MARGIN_BYTES``. No code-block of a layer can hold more bytes than
-    the whole layer, so passes ending beyond it are never kept."""
-    budget = math.ceil(height * width * channels / min(float(r) for r in ratios))
-    return int(budget + _J2K_STOP_MARGIN_BYTES)
+    layer budget plus ``_J2K_STOP_MARGIN_BYTES``. No code-block of a layer can hold more bytes
+    than the whole layer, so passes ending beyond it are never kept."""
+    return int(_j2k_budget_bytes(height, width, channels, ratios) + _J2K_STOP_MARGIN_BYTES)
 
 
 def j2k_first_stop_bytes(height: int, width: int, channels: int, ratios: Sequence[float]) -> int:
     """The first, tight code-block byte limit (DECISIONS E14): ``_J2K_FIRST_STOP_FRACTION`` of
     the largest layer budget plus the margin. Where the rate allocator finds it too tight, the
     encoder codes the image again with :func:`j2k_stop_bytes`."""
-    budget = math.ceil(height * width * channels / min(float(r) for r in ratios))
+    budget = _j2k_budget_bytes(height, width, channels, ratios)
     return int(math.ceil(budget * _J2K_FIRST_STOP_FRACTION) + _J2K_STOP_MARGIN_BYTES)
 
 
@@ -119,31 +123,40 @@ def j2k_first_stop_bytes(height: int, width: int, channels: int, ratios: Sequenc
 J2K_NATIVE_STATS: dict[str, int] = {"encodes": 0, "reencoded": 0, "unlimited": 0}
 
 
-def _j2k_encode_native(lib, u8: np.ndarray, ratios: Sequence[float]) -> bytes:
-    """The JP2 file from the vendored OpenJPEG (shamisa_core.native, DECISIONS E14): the same
-    encoder settings and bytes as :func:`_j2k_encode`'s Pillow path, with tier-1 coding
-    stopped at :func:`j2k_first_stop_bytes` (again at :func:`j2k_stop_bytes` where needed)."""
+def j2k_encode_native(
+    lib, u8: np.ndarray, ratios: Sequence[float], stops: tuple[int, int] | None = None
+) -> tuple[bytes, int]:
+    """The JP2 file from the vendored OpenJPEG (shamisa_core.native, DECISIONS E14) and the
+    number of further encodes it took (0-2): the same encoder settings and bytes as
+    :func:`_j2k_encode`'s Pillow path, with tier-1 coding stopped at ``stops`` = (first, safe)
+    byte limits, by default :func:`j2k_first_stop_bytes` and :func:`j2k_stop_bytes`."""
     h, w = u8.shape[:2]
     c = u8.shape[2] if u8.ndim == 3 else 1
+    if stops is None:
+        stops = (j2k_first_stop_bytes(h, w, c, ratios), j2k_stop_bytes(h, w, c, ratios))
     planar = np.ascontiguousarray(np.moveaxis(u8, -1, 0) if u8.ndim == 3 else u8, dtype=np.uint8)
     rates = np.asarray([float(r) for r in ratios], dtype=np.float32)
     cap = h * w * c * 2 + 65536
     out = np.empty(cap, dtype=np.uint8)
-    again = ctypes.c_int(0)
+    extra = ctypes.c_int(0)
     n = lib.shamisa_j2k_encode(
-        planar.ctypes.data, w, h, c, rates.ctypes.data, len(rates),
-        j2k_num_resolutions(h, w), j2k_first_stop_bytes(h, w, c, ratios),
-        j2k_stop_bytes(h, w, c, ratios), out.ctypes.data, cap, ctypes.byref(again),
+        planar.ctypes.data, w, h, c, rates.ctypes.data, len(rates), j2k_num_resolutions(h, w),
+        int(stops[0]), int(stops[1]), out.ctypes.data, cap, ctypes.byref(extra),
     )
-    J2K_NATIVE_STATS["encodes"] += 1
-    J2K_NATIVE_STATS["reencoded"] += int(again.value >= 1)
-    J2K_NATIVE_STATS["unlimited"] += int(again.value >= 2)
     if n <= 0:
         raise RuntimeError(
             f"native JPEG 2000 encoding failed (code {n}) for a {h}x{w}x{c} image at ratios "
             f"{list(ratios)}; run with SHAMISA_NATIVE=0 to use Pillow's encoder"
         )
-    return out[:n].tobytes()
+    J2K_NATIVE_STATS["encodes"] += 1
+    J2K_NATIVE_STATS["reencoded"] += int(extra.value >= 1)
+    J2K_NATIVE_STATS["unlimited"] += int(extra.value >= 2)
+    return out[:n].tobytes(), int(extra.value)
+
+
+def _j2k_encode_native(lib, u8: np.ndarray, ratios: Sequence[float]) -> bytes:
+    """:func:`j2k_encode_native` at the engine's limits, the file only."""
+    return j2k_encode_native(lib, u8, ratios)[0]
 
 
 def _j2k_encode(u8: np.ndarray, ratios: Sequence[float]) -> io.BytesIO:
