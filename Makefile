@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	# triton is torch's GPU kernel compiler (torch.compile/inductor), 0.9 GB of the 6.9 GB venv.
+	# Nothing here compiles kernels, and `import torch` does not need it; dropping it keeps the
+	# install within small CI disks. pip check then accepts exactly that one missing requirement.
+	$(BIN)/python -m pip uninstall -q -y triton
 	$(BIN)/python -m pip install -q -e '.[dev,cluster]'
-	$(BIN)/python -m pip check
+	$(BIN)/python -m pip check | grep -v -e '^torch [^ ]* requires triton, which is not installed' -e '^No broken requirements found' | grep . && exit 1 || true
 	touch $@
 
 # The native kernels (vendored OpenJPEG, DECISIONS E14): rebuilt when their sources change
