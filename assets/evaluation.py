@@ -86,6 +86,11 @@ def _partitions(context: AssetExecutionContext) -> list[str]:
     return sorted(context.instance.get_dynamic_partitions(BENCHMARK_PARTITIONS.name))
 
 
+def _or_nan(value: float | None) -> float:
+    """A metadata float: None (nothing scored) as NaN, and 0.0 kept as 0.0."""
+    return float("nan") if value is None else float(value)
+
+
 def _skipped(skipped: dict[str, str]) -> MetadataValue:
     return MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in skipped.items()) or "none")
 
@@ -315,8 +320,8 @@ def evaluation_table(context: AssetExecutionContext, evaluation: EvaluationSetti
         context.log.info(f"champion: {decision.reason}")
     metadata: dict[str, Any] = {
         "table": MetadataValue.md(rp.markdown_table(rp.summary_frame(result))),
-        "mean_srcc": rp.mean_srcc(result) if rp.mean_srcc(result) is not None else float("nan"),
-        **{f"{t.role}_mean_srcc": rp.mean_srcc(result, t.role) or float("nan") for t in run.twins},
+        "mean_srcc": _or_nan(rp.mean_srcc(result)),
+        **{f"{t.role}_mean_srcc": _or_nan(rp.mean_srcc(result, t.role)) for t in run.twins},
         "twins": ", ".join(t.label for t in run.twins) or "none",
         "n_datasets": len(rp.dataset_names(result)),
         "datasets": ", ".join(rp.dataset_names(result)),

@@ -340,6 +340,16 @@ def test_mean_srcc_of_each_role_skips_missing_values():
     assert mean_srcc(r, "absent_twin") is None
     assert mean_srcc({"live": {"srcc": None}}) is None
     assert isinstance(mean_srcc({"live": {"srcc": np.float32(0.5)}}), float)
+    # A NaN dataset (constant predictions) makes the mean NaN rather than a mean of the others.
+    assert np.isnan(mean_srcc({"live": {"srcc": 0.5}, "csiq": {"srcc": float("nan")}}))
+
+
+def test_evaluation_asset_metadata_keeps_a_zero_mean_and_turns_none_into_nan():
+    from assets.evaluation import _or_nan
+
+    assert _or_nan(0.0) == 0.0
+    assert np.isnan(_or_nan(None))
+    assert _or_nan(np.float32(0.25)) == 0.25
 
 
 def test_markdown_table_cells_index_and_digits():

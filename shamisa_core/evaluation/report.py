@@ -126,7 +126,11 @@ def cross_frame(result: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def mean_srcc(result: Mapping[str, Any], role: str = "trained") -> float | None:
-    """Mean over datasets of the median SRCC (§7.6 global mean), None if nothing is finite."""
+    """Mean over datasets of the median SRCC (§7.6 global mean).
+
+    None when no dataset has a score. NaN when a dataset's SRCC is NaN (constant predictions,
+    a collapsed encoder): such a mean is not comparable with one over every dataset, so it is
+    not quietly taken over the others."""
     sec = section(result, role)
     values = [sec[n]["srcc"] for n in dataset_names(result)
               if n in sec and sec[n].get("srcc") is not None]
