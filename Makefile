@@ -9,18 +9,18 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test test-all ui bench paper mutants clean
+.PHONY: install run test test-all ui bench paper mutants lock clean
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every package (installed with --no-deps, so pip resolves nothing and
+# torch's triton, 0.9 GB that nothing here uses, is never installed: docs/DECISIONS.md O5).
+# pip check then proves the set consistent, apart from exactly that one missing requirement.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	# triton is torch's GPU kernel compiler (torch.compile/inductor), 0.9 GB of the 6.9 GB venv.
-	# Nothing here compiles kernels, and `import torch` does not need it; dropping it keeps the
-	# install within small CI disks. pip check then accepts exactly that one missing requirement.
-	$(BIN)/python -m pip uninstall -q -y triton
-	$(BIN)/python -m pip install -q -e '.[dev,cluster]'
-	$(BIN)/python -m pip check | grep -v -e '^torch [^ ]* requires triton, which is not installed' -e '^No broken requirements found' | grep . && exit 1 || true
+	$(BIN)/python -m pip install -q --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e '.[dev,cluster]'
+	$(BIN)/python -m pip check | grep -v -e '^torch [^ ]* requires triton, which is not installed' \
+	  -e '^No broken requirements found' | grep . && { echo "make: requirements.lock does not satisfy pyproject.toml: run make lock" >&2; exit 1; } || true
 	touch $@
 
 # The native kernels (vendored OpenJPEG, DECISIONS E14): rebuilt when their sources change
@@ -59,6 +59,19 @@ mutants: install
 	for p in corpus training evaluation; do \
 	  nice -n 19 $(BIN)/python bench/mutants.py --package $$p --max-children 1 --verify-later-kills $(MUTANTS_FLAGS) || exit 1; \
 	done
+
+# Regenerate requirements.lock after changing pyproject.toml's dependencies: resolve them in a
+# scratch virtual environment (torch first, from this machine class's disk) and freeze it.
+LOCK_VENV ?= /tmp/shamisa-lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(LOCK_VENV)/bin/python -m pip install -q -e '.[dev,cluster]'
+	{ sed -n '1,/^$$/p' requirements.lock | grep '^#'; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v -i -e '^triton==' -e '^pip=='; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf outputs
